@@ -1,0 +1,146 @@
+//! Builds the literal C ports (c/pre_api.c, c/post_api.c) into one static library.
+//!
+//! `cc` does not inherit RUSTFLAGS, so the instrumentation the Rust side gets from
+//! cargo-fuzz (`--cfg fuzzing`, `-Zsanitizer=...`) or from `-Cinstrument-coverage` is
+//! added here by hand, with clang, so that libFuzzer sees the C ports' edges and the
+//! sanitizer sees their memory accesses. `CC` and `CFLAGS` are honoured (OSS-Fuzz sets
+//! them); without a clang the ports are built uninstrumented and the build says so.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SOURCES: [&str; 3] = ["c/pre_api.c", "c/post_api.c", "c/api_layout.c"];
+
+fn main() {
+    for dir in ["c", "c/shim", "c/pre", "c/post"] {
+        println!("cargo:rerun-if-changed={dir}");
+    }
+    for var in ["CC", "CFLAGS", "MEMSLOT_WERROR", "MEMSLOT_NO_INSTRUMENT"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+
+    let mut build = cc::Build::new();
+    build
+        .files(SOURCES)
+        .include("c")
+        .include("c/shim")
+        .flag("-std=gnu11")
+        .warnings(true)
+        .extra_warnings(true)
+        // .ci/run sets this: a warning in a port is a failure there, not on users' compilers.
+        .warnings_into_errors(env::var_os("MEMSLOT_WERROR").is_some());
+
+    let wants = Instrumentation::requested();
+    if !wants.is_empty() {
+        match find_clang() {
+            Some(clang) => {
+                if env::var_os("CC").is_none() {
+                    build.compiler(&clang);
+                }
+                for flag in wants.clang_flags() {
+                    build.flag(&flag);
+                }
+            }
+            None => println!(
+                "cargo:warning=memslot-reference: {} requested but no clang found: the C ports \
+                 are built WITHOUT coverage or sanitizer instrumentation. Install one with \
+                 `apt-get install -y clang-19` or set CC to a clang.",
+                wants.describe()
+            ),
+        }
+    }
+    build.compile("memslot_reference");
+}
+
+/// What the Rust side of this build is instrumented with, read from cargo's view of the target.
+#[derive(Default)]
+struct Instrumentation {
+    fuzzer: bool,
+    sanitizers: Vec<String>,
+    coverage: bool,
+}
+
+impl Instrumentation {
+    fn requested() -> Self {
+        if env::var_os("MEMSLOT_NO_INSTRUMENT").is_some() {
+            return Self::default();
+        }
+        let fuzzer = env::var_os("CARGO_CFG_FUZZING").is_some()
+            || env::var_os("CARGO_CFG_FUZZING_LIBFUZZER").is_some();
+        let sanitizers = env::var("CARGO_CFG_SANITIZE")
+            .map(|s| {
+                s.split(',')
+                    .map(str::to_owned)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let coverage = env::var("CARGO_ENCODED_RUSTFLAGS")
+            .map(|f| {
+                f.split('\x1f')
+                    .any(|flag| flag.contains("instrument-coverage"))
+            })
+            .unwrap_or(false);
+        Self {
+            fuzzer,
+            sanitizers,
+            coverage,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.fuzzer && self.sanitizers.is_empty() && !self.coverage
+    }
+
+    fn describe(&self) -> String {
+        let mut what = Vec::new();
+        if self.fuzzer {
+            what.push("libFuzzer coverage".to_owned());
+        }
+        what.extend(self.sanitizers.iter().map(|s| format!("{s} sanitizer")));
+        if self.coverage {
+            what.push("source-based coverage".to_owned());
+        }
+        what.join(" and ")
+    }
+
+    fn clang_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.fuzzer {
+            flags.push("-fsanitize=fuzzer-no-link".to_owned());
+        }
+        for sanitizer in &self.sanitizers {
+            flags.push(format!("-fsanitize={sanitizer}"));
+        }
+        if self.coverage {
+            flags.push("-fprofile-instr-generate".to_owned());
+            flags.push("-fcoverage-mapping".to_owned());
+        }
+        if !flags.is_empty() {
+            flags.push("-fno-omit-frame-pointer".to_owned());
+        }
+        flags
+    }
+}
+
+/// `$CC` if it is a clang, else the first clang on PATH (newest versioned one first).
+fn find_clang() -> Option<PathBuf> {
+    if let Some(cc) = env::var_os("CC") {
+        let cc = PathBuf::from(cc);
+        return is_clang(&cc).then_some(cc);
+    }
+    let names = ["clang"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain((14..=22).rev().map(|v| format!("clang-{v}")));
+    names.map(PathBuf::from).find(|c| is_clang(c))
+}
+
+fn is_clang(compiler: &Path) -> bool {
+    Command::new(compiler)
+        .arg("--version")
+        .output()
+        .map(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).contains("clang"))
+        .unwrap_or(false)
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The C API through which Rust drives the ports.  This header is the one
+ * definition of every struct that crosses the boundary; reference/src/ffi.rs
+ * mirrors it with #[repr(C)] and checks the mirror against
+ * memslot_api_layout(), which reports what the C compiler laid out.
+ *
+ * Each port exports the same functions under its own prefix:
+ * memslot_pre_* and memslot_post_*.
+ */
+#ifndef MEMSLOT_API_H
+#define MEMSLOT_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* KVM_MEM_SLOTS_NUM and KVM_ADDRESS_SPACE_NUM on x86, the ports' arch. */
+#define MEMSLOT_API_SLOTS_NUM 512
+#define MEMSLOT_API_ADDRESS_SPACE_NUM 2
+
+/* struct kvm_userspace_memory_region, field for field (uapi/linux/kvm.h). */
+struct memslot_api_region {
+	uint32_t slot;
+	uint32_t flags;
+	uint64_t guest_phys_addr;
+	uint64_t memory_size;
+	uint64_t userspace_addr;
+};
+
+/* One struct kvm_memory_slot, as the harness sees it. */
+struct memslot_api_slot {
+	uint64_t base_gfn;
+	uint64_t npages;
+	uint64_t userspace_addr;
+	uint32_t flags;
+	int16_t id;
+	uint8_t has_dirty_bitmap;
+	uint8_t reserved;
+};
+
+/* One struct kvm_memslots: header, the first nr_copied entries, the index. */
+struct memslot_api_state {
+	uint64_t generation;
+	int32_t used_slots;
+	int32_t lru_slot;
+	uint32_t capacity;  /* entries allocated in memslots[] */
+	uint32_t nr_copied; /* entries copied into entries[] */
+	struct memslot_api_slot entries[MEMSLOT_API_SLOTS_NUM];
+	int16_t id_to_index[MEMSLOT_API_SLOTS_NUM];
+};
+
+/* sizeof and offsetof of the structs above, as this compiler laid them out. */
+struct memslot_api_layout {
+	uint64_t region_size, region_slot, region_flags, region_guest_phys_addr,
+		region_memory_size, region_userspace_addr;
+	uint64_t slot_size, slot_base_gfn, slot_npages, slot_userspace_addr, slot_flags,
+		slot_id, slot_has_dirty_bitmap;
+	uint64_t state_size, state_generation, state_used_slots, state_lru_slot,
+		state_capacity, state_nr_copied, state_entries, state_id_to_index;
+};
+
+void memslot_api_layout(struct memslot_api_layout *out);
+
+struct kvm;
+
+#define MEMSLOT_API_DECLARE(port)                                                             \
+	struct kvm *memslot_##port##_create_vm(void);                                         \
+	void memslot_##port##_destroy_vm(struct kvm *kvm);                                    \
+	int memslot_##port##_ioctl_set_memory_region(struct kvm *kvm,                         \
+						     const struct memslot_api_region *mem);   \
+	int memslot_##port##_set_memory_region(struct kvm *kvm,                               \
+					       const struct memslot_api_region *mem);         \
+	int memslot_##port##_search_memslots(struct kvm *kvm, int as_id, uint64_t gfn,        \
+					     struct memslot_api_slot *out);                   \
+	int memslot_##port##_id_to_memslot(struct kvm *kvm, int as_id, int id,                \
+					   struct memslot_api_slot *out);                     \
+	int memslot_##port##_for_each_memslot(struct kvm *kvm, int as_id, int16_t *ids,       \
+					      int cap);                                       \
+	int memslot_##port##_get_state(struct kvm *kvm, int as_id,                            \
+				       struct memslot_api_state *out, uint32_t max_entries);  \
+	int memslot_##port##_lru_slot(struct kvm *kvm, int as_id);                            \
+	void memslot_##port##_set_lru_slot(struct kvm *kvm, int as_id, int lru);              \
+	void memslot_##port##_set_prepare_error(struct kvm *kvm, int error);                  \
+	uint64_t memslot_##port##_warn_count(void);                                           \
+	const char *memslot_##port##_last_warn(void);
+
+MEMSLOT_API_DECLARE(pre)
+MEMSLOT_API_DECLARE(post)
+
+#endif /* MEMSLOT_API_H */
