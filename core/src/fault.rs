@@ -1,0 +1,28 @@
+//! Deliberate one-line bugs, so that the differential harness can prove it notices a broken
+//! implementation. Only compiled with the `fault-injection` feature.
+
+/// Each variant changes exactly one line of the algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// `kvm_memslot_move_forward` loops while `i > 1` instead of `i > 0`.
+    MoveForwardOffByOne,
+    /// `kvm_memslot_move_backward` loops while `i < used_slots - 2` instead of `- 1`.
+    MoveBackwardStopsEarly,
+    /// `kvm_memslot_delete` leaves the deleted id's index in place instead of -1.
+    DeleteKeepsIndex,
+    /// A binary-search hit in `search_memslots` does not update the LRU hint.
+    LruNotUpdated,
+    /// The range checks of `search_memslots` use `gfn <= base + npages`.
+    SearchEndInclusive,
+}
+
+impl Fault {
+    /// Every fault, for self-tests that try them all.
+    pub const ALL: [Fault; 5] = [
+        Fault::MoveForwardOffByOne,
+        Fault::MoveBackwardStopsEarly,
+        Fault::DeleteKeepsIndex,
+        Fault::LruNotUpdated,
+        Fault::SearchEndInclusive,
+    ];
+}

@@ -1,0 +1,26 @@
+//! KVM memslot management in safe Rust, with the semantics of Linux KVM after
+//! "KVM: Terminate memslot walks via used_slots": slots sorted by base GFN (highest first), an
+//! id to index map, an LRU-hinted binary search, create / move / delete / flags-only updates,
+//! and the `KVM_SET_USER_MEMORY_REGION` front end with the kernel's validation order, errno
+//! values and generation counting.
+
+#![forbid(unsafe_code)]
+
+mod arch;
+mod error;
+#[cfg(feature = "fault-injection")]
+mod fault;
+mod memslots;
+mod slot;
+mod vm;
+
+pub use arch::ArchLimits;
+pub use error::{Error, Invalid, EEXIST, EINVAL, ENOMEM};
+#[cfg(feature = "fault-injection")]
+pub use fault::Fault;
+pub use memslots::{Memslots, UpdateError};
+pub use slot::{
+    Change, MemorySlot, UserMemoryRegion, KVM_MEMSLOT_INVALID, KVM_MEM_LOG_DIRTY_PAGES,
+    KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE,
+};
+pub use vm::Vm;

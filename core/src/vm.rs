@@ -1,0 +1,194 @@
+//! `struct kvm`, reduced to its memslots, and the `KVM_SET_USER_MEMORY_REGION` front end.
+
+use crate::arch::ArchLimits;
+use crate::error::{Error, Invalid};
+#[cfg(feature = "fault-injection")]
+use crate::fault::Fault;
+use crate::memslots::Memslots;
+use crate::slot::{Change, MemorySlot, UserMemoryRegion, KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE};
+
+/// A VM's memory slots: one [`Memslots`] per address space.
+#[derive(Clone, Debug)]
+pub struct Vm {
+    limits: ArchLimits,
+    spaces: Vec<Memslots>,
+    /// What `kvm_arch_prepare_memory_region` returns.
+    prepare_error: Option<Error>,
+}
+
+impl Vm {
+    /// A VM without slots; the generation of address space `i` starts at `i`.
+    pub fn new(limits: ArchLimits) -> Vm {
+        let spaces = (0..limits.address_space_num)
+            .map(|as_id| Memslots::new(limits.mem_slots_num(), u64::from(as_id)))
+            .collect();
+        Vm {
+            limits,
+            spaces,
+            prepare_error: None,
+        }
+    }
+
+    /// The architecture limits this VM was created with.
+    pub fn limits(&self) -> &ArchLimits {
+        &self.limits
+    }
+
+    /// The slots of one address space.
+    pub fn memslots(&self, as_id: u16) -> Option<&Memslots> {
+        self.spaces.get(usize::from(as_id))
+    }
+
+    /// Make `kvm_arch_prepare_memory_region` fail with `err` (`None`: succeed).
+    pub fn set_arch_prepare_error(&mut self, err: Option<Error>) {
+        self.prepare_error = err;
+    }
+
+    /// Arm one injected fault (or none) in every address space.
+    #[cfg(feature = "fault-injection")]
+    pub fn set_fault(&mut self, fault: Option<Fault>) {
+        for space in &mut self.spaces {
+            space.set_fault(fault);
+        }
+    }
+
+    /// `KVM_SET_USER_MEMORY_REGION`: userspace may not name the private ids.
+    pub fn set_user_memory_region(
+        &mut self,
+        region: &UserMemoryRegion,
+    ) -> Result<Option<Change>, Error> {
+        // The ioctl wrapper truncates to u16, i.e. it ignores the address space bits.
+        if region.slot as u16 >= self.limits.user_mem_slots {
+            return Err(Error::Invalid(Invalid::NotUserSlot));
+        }
+        self.set_memory_region(region)
+    }
+
+    /// `__kvm_set_memory_region`, the in-kernel path (x86 creates its private slots this way).
+    /// Validates in the kernel's order; `Ok(None)` is a request that changes nothing.
+    pub fn set_memory_region(
+        &mut self,
+        region: &UserMemoryRegion,
+    ) -> Result<Option<Change>, Error> {
+        let invalid = |why| Err(Error::Invalid(why));
+        let l = self.limits;
+        let (size, gpa, hva) = (
+            region.memory_size,
+            region.guest_phys_addr,
+            region.userspace_addr,
+        );
+        if region.flags & !l.valid_flags() != 0 {
+            return invalid(Invalid::Flags);
+        }
+        let as_id = (region.slot >> 16) as u16;
+        let id = region.slot as u16;
+        if size % PAGE_SIZE != 0 {
+            return invalid(Invalid::SizeUnaligned);
+        }
+        if gpa % PAGE_SIZE != 0 {
+            return invalid(Invalid::GpaUnaligned);
+        }
+        // Private slots are backed by kernel-chosen addresses, so only user slots are checked.
+        if id < l.user_mem_slots {
+            if hva % PAGE_SIZE != 0 {
+                return invalid(Invalid::HvaUnaligned);
+            }
+            if !l.access_ok(hva, size) {
+                return invalid(Invalid::HvaRange);
+            }
+        }
+        if as_id >= l.address_space_num {
+            return invalid(Invalid::AddressSpace);
+        }
+        if usize::from(id) >= l.mem_slots_num() {
+            return invalid(Invalid::SlotId);
+        }
+        if gpa.checked_add(size).is_none() {
+            return invalid(Invalid::GpaWraps);
+        }
+        let new = MemorySlot {
+            id,
+            base_gfn: gpa >> PAGE_SHIFT,
+            npages: size >> PAGE_SHIFT,
+            flags: region.flags,
+            userspace_addr: hva,
+        };
+        let space = &self.spaces[usize::from(as_id)];
+        let old = space.id_to_memslot(id).copied();
+
+        let change = if size == 0 {
+            if old.is_none() {
+                return invalid(Invalid::DeleteAbsent);
+            }
+            Change::Delete
+        } else if new.npages > l.max_nr_pages {
+            return invalid(Invalid::TooManyPages);
+        } else if let Some(old) = old {
+            if new.userspace_addr != old.userspace_addr {
+                return invalid(Invalid::HvaChanged);
+            }
+            if new.npages != old.npages {
+                return invalid(Invalid::SizeChanged);
+            }
+            if (new.flags ^ old.flags) & KVM_MEM_READONLY != 0 {
+                return invalid(Invalid::ReadonlyToggled);
+            }
+            if new.base_gfn != old.base_gfn {
+                Change::Move
+            } else if new.flags != old.flags {
+                Change::FlagsOnly
+            } else {
+                return Ok(None);
+            }
+        } else {
+            Change::Create
+        };
+
+        if matches!(change, Change::Create | Change::Move) {
+            let overlap = space.iter().find(|s| {
+                s.id != id && !(new.end_gfn() <= s.base_gfn || new.base_gfn >= s.end_gfn())
+            });
+            if let Some(s) = overlap {
+                return Err(Error::Exists { id: s.id });
+            }
+        }
+        self.set_memslot(as_id, &new, change).map(Some)
+    }
+
+    /// `kvm_set_memslot`: the install sequence around `update_memslots`.
+    fn set_memslot(
+        &mut self,
+        as_id: u16,
+        new: &MemorySlot,
+        change: Change,
+    ) -> Result<Change, Error> {
+        // DELETE and MOVE first publish a copy with the slot marked INVALID. Nobody reads
+        // concurrently here, so only its generation step is observable.
+        let invalidates = matches!(change, Change::Delete | Change::Move);
+        if invalidates {
+            self.install(as_id);
+        }
+        if let Some(err) = self.prepare_error {
+            // Post-patch: put the old array back (pre-patch left the INVALID copy installed).
+            if invalidates {
+                self.install(as_id);
+            }
+            return Err(err);
+        }
+        let space = &mut self.spaces[usize::from(as_id)];
+        // Validation guarantees the update applies; it fails only on a state broken by an
+        // injected fault, which the harness reports as a divergence anyway.
+        space
+            .update(new, change)
+            .map_err(|_| Error::Invalid(Invalid::SlotId))?;
+        self.install(as_id);
+        Ok(change)
+    }
+
+    /// Publish a new array for `as_id`: each install advances the generation by
+    /// `address_space_num`, keeping the address spaces' generations disjoint.
+    fn install(&mut self, as_id: u16) {
+        let step = u64::from(self.limits.address_space_num);
+        self.spaces[usize::from(as_id)].install(step);
+    }
+}
