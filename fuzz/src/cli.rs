@@ -1,0 +1,505 @@
+//! The `memslot-diff` command line tool (`cargo memslot-diff ...`).
+//!
+//! ```text
+//! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] FILE|DIR...
+//! memslot-diff fmt [--target T] ARTIFACT
+//! memslot-diff encode [--target T] SCENARIO OUTPUT
+//! memslot-diff generate --seed S [--kind short|realistic|long]
+//! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR]
+//! memslot-diff seed-corpus [--corpus DIR] [--out DIR]
+//! ```
+//!
+//! Exit status: 0 when every implementation agrees (or the command succeeded), 1 on a
+//! divergence, 2 on bad input or usage.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::corpus::{self, Format, Loaded};
+use crate::report::{render, Context};
+use crate::runner::{standard_implementations, RunOptions, Runner};
+use crate::scenario;
+use crate::stress;
+use crate::targets::Target;
+
+const USAGE: &str = "\
+usage: memslot-diff <command> [options]
+
+commands:
+  replay [--json] [--summary] [--target T] [--text|--bytes] FILE|DIR...
+        Run scenario files or fuzz artifacts (detected per file) on every implementation
+        and print the divergence report, if any. --json prints every implementation's state
+        after every step. --summary prints the '# expect:' line of each file. --target
+        (differential, lookups, requests) chooses how artifacts decode; by default it is taken
+        from the path (corpus/<target>/... or artifacts/<target>/...), else differential.
+  fmt [--target T] ARTIFACT
+        Print the scenario text of a fuzz input.
+  encode [--target T] SCENARIO OUTPUT
+        Write the byte form of a scenario (a fuzz input that decodes to the same program).
+  generate --seed S [--kind short|realistic|long]
+        Print the program the stress generator builds from a seed.
+  stress [--seed S] (--time T | --iters N) [--out DIR]
+        Generate and check programs without libFuzzer until the budget is spent (T: 30s,
+        5m, 1h) or the implementations diverge; the failing scenario is written to DIR
+        (default: target/memslot-diff/).
+  seed-corpus [--corpus DIR] [--out DIR]
+        Convert corpus/<target>/{seeds,regressions} to libFuzzer inputs in
+        fuzz/corpus/<target>/ (what `cargo fuzz run <target>` starts from).
+
+exit status: 0 all implementations agree, 1 divergence, 2 bad input or usage";
+
+/// Run the command with `args` (without the program name); returns the exit status.
+pub fn run(args: &[String]) -> i32 {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    run_with(args, &mut stdout.lock(), &mut stderr.lock())
+}
+
+/// [`run`] with explicit output streams (for tests).
+pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let Some((command, rest)) = args.split_first() else {
+        let _ = writeln!(err, "{USAGE}");
+        return 2;
+    };
+    let result = match command.as_str() {
+        "replay" => replay(rest, out, err),
+        "fmt" => fmt(rest, out),
+        "encode" => encode(rest, out),
+        "generate" => generate(rest, out),
+        "stress" => stress_command(rest, out),
+        "seed-corpus" => seed_corpus(rest, out),
+        "help" | "-h" | "--help" => {
+            let _ = writeln!(out, "{USAGE}");
+            Ok(0)
+        }
+        other => Err(format!("unknown command '{other}'\n\n{USAGE}")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            let _ = writeln!(err, "memslot-diff: {message}");
+            2
+        }
+    }
+}
+
+/// Parsed options: flags, `--key value` options, and positional arguments.
+struct Args {
+    command: &'static str,
+    flags: Vec<String>,
+    values: Vec<(String, String)>,
+    positional: Vec<String>,
+}
+
+impl Args {
+    fn parse(
+        command: &'static str,
+        args: &[String],
+        flags: &[&str],
+        valued: &[&str],
+    ) -> Result<Args, String> {
+        let mut parsed = Args {
+            command,
+            flags: Vec::new(),
+            values: Vec::new(),
+            positional: Vec::new(),
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            if let Some(name) = arg.strip_prefix("--") {
+                let (name, inline) = match name.split_once('=') {
+                    Some((n, v)) => (n, Some(v.to_string())),
+                    None => (name, None),
+                };
+                if flags.contains(&name) && inline.is_none() {
+                    parsed.flags.push(name.to_string());
+                } else if valued.contains(&name) {
+                    let value = match inline {
+                        Some(v) => v,
+                        None => it
+                            .next()
+                            .cloned()
+                            .ok_or_else(|| format!("{command}: option --{name} needs a value"))?,
+                    };
+                    if parsed.value(name).is_some() {
+                        return Err(format!("{command}: option --{name} given twice"));
+                    }
+                    parsed.values.push((name.to_string(), value));
+                } else {
+                    return Err(format!(
+                        "{command}: unknown option '{arg}' (try memslot-diff help)"
+                    ));
+                }
+            } else if arg.starts_with('-') && arg.len() > 1 {
+                return Err(format!(
+                    "{command}: unknown option '{arg}' (try memslot-diff help)"
+                ));
+            } else {
+                parsed.positional.push(arg.clone());
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f == name)
+    }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn target(&self) -> Result<Option<Target>, String> {
+        self.value("target")
+            .map(|t| {
+                Target::from_name(t).ok_or_else(|| {
+                    format!(
+                        "{}: unknown target '{t}' (expected differential, lookups or requests)",
+                        self.command
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    fn number(&self, name: &str) -> Result<Option<u64>, String> {
+        self.value(name)
+            .map(|v| {
+                scenario::parse_u64(v, false).map_err(|why| {
+                    format!("{}: bad number '{v}' for --{name}: {why}", self.command)
+                })
+            })
+            .transpose()
+    }
+
+    fn exactly(&self, n: usize, what: &str) -> Result<(), String> {
+        if self.positional.len() != n {
+            return Err(format!("{}: expected {what}", self.command));
+        }
+        Ok(())
+    }
+}
+
+fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, String> {
+    let a = Args::parse(
+        "replay",
+        args,
+        &["json", "summary", "text", "bytes"],
+        &["target"],
+    )?;
+    if a.positional.is_empty() {
+        return Err("replay: expected FILE or DIR arguments".to_string());
+    }
+    let target = a.target()?;
+    let format = match (a.flag("text"), a.flag("bytes")) {
+        (true, true) => return Err("replay: give --text or --bytes, not both".to_string()),
+        (true, false) => Some(Format::Text),
+        (false, true) => Some(Format::Bytes),
+        (false, false) => None,
+    };
+    let json = a.flag("json");
+    let mut status = 0;
+    let mut documents = Vec::new();
+    for arg in &a.positional {
+        let files = match corpus::files(Path::new(arg)) {
+            Ok(files) => files,
+            Err(e) => {
+                let _ = writeln!(err, "memslot-diff: {arg}: {e}");
+                status = 2;
+                continue;
+            }
+        };
+        for file in files {
+            let shown = file.display().to_string();
+            let loaded = match corpus::load(&file, target, format) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = writeln!(err, "memslot-diff: {e}");
+                    status = 2;
+                    continue;
+                }
+            };
+            for note in &loaded.notes {
+                let _ = writeln!(err, "note: {note}");
+            }
+            let opts = RunOptions {
+                record: json,
+                ..RunOptions::default()
+            };
+            let result = Runner::new(standard_implementations(), opts).run(&loaded.ops);
+            let agreed = result.agreed();
+            if !agreed && status == 0 {
+                status = 1;
+            }
+            if json {
+                documents.push(serde_json::json!({
+                    "file": shown,
+                    "format": match loaded.format { Format::Text => "scenario", Format::Bytes => "artifact" },
+                    "target": loaded.target.map(Target::name),
+                    "agree": agreed,
+                    "divergence": result.divergence.as_ref().map(|d| serde_json::json!({
+                        "step": d.step, "op": d.op.to_string(), "aspect": d.aspect,
+                        "details": d.details, "also": d.also,
+                    })),
+                    "stats": result.stats,
+                    "steps": result.trace,
+                }));
+                continue;
+            }
+            match &result.divergence {
+                Some(d) => {
+                    let _ = write!(out, "{}", render(d, &context(&file, &loaded)));
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "{shown}: all implementations agree ({} steps, {} probes)",
+                        result.stats.steps, result.stats.probes
+                    );
+                }
+            }
+            if a.flag("summary") {
+                let _ = writeln!(out, "# expect: {}", result.stats.summary());
+            }
+        }
+    }
+    if json {
+        let value = if documents.len() == 1 {
+            documents.remove(0)
+        } else {
+            serde_json::Value::Array(documents)
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    }
+    Ok(status)
+}
+
+fn context(file: &Path, loaded: &Loaded) -> Context {
+    let shown = file.display().to_string();
+    let target = loaded.target.map(Target::name);
+    let explicit = match loaded.target {
+        Some(t) if Target::infer(file) != Some(t) => Some(t.name()),
+        _ => None,
+    };
+    Context {
+        target: Some(match target {
+            Some(t) => format!("{t} (fuzz artifact decoded as this target; `memslot-diff fmt` prints it as a scenario)"),
+            None => "scenario text".to_string(),
+        }),
+        input: Some(shown.clone()),
+        replay: Some(Context::replay_command(&shown, explicit)),
+        note: loaded.notes.first().cloned(),
+    }
+}
+
+fn fmt(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
+    let a = Args::parse("fmt", args, &["text", "bytes"], &["target"])?;
+    a.exactly(1, "one ARTIFACT argument")?;
+    let path = Path::new(&a.positional[0]);
+    let format = if a.flag("text") {
+        Some(Format::Text)
+    } else {
+        Some(Format::Bytes)
+    };
+    let loaded = corpus::load(path, a.target()?, format)?;
+    let target = loaded.target.map_or("scenario", Target::name);
+    let _ = writeln!(
+        out,
+        "# {} decoded as fuzz target `{target}`: {} operations",
+        path.display(),
+        loaded.ops.len()
+    );
+    for note in &loaded.notes {
+        let _ = writeln!(out, "# note: {note}");
+    }
+    let _ = write!(out, "{}", scenario::print(&loaded.ops));
+    Ok(0)
+}
+
+fn encode(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
+    let a = Args::parse("encode", args, &[], &["target"])?;
+    a.exactly(2, "SCENARIO and OUTPUT arguments")?;
+    let (input, output) = (Path::new(&a.positional[0]), Path::new(&a.positional[1]));
+    let loaded = corpus::load(input, None, Some(Format::Text))?;
+    let target = a
+        .target()?
+        .or_else(|| Target::infer(output))
+        .unwrap_or(Target::Differential);
+    let bytes =
+        corpus::to_bytes(&loaded.ops, target).map_err(|e| format!("{}: {e}", input.display()))?;
+    std::fs::write(output, &bytes).map_err(|e| format!("{}: {e}", output.display()))?;
+    let _ = writeln!(
+        out,
+        "{}: {} operations, {} bytes",
+        output.display(),
+        loaded.ops.len(),
+        bytes.len()
+    );
+    Ok(0)
+}
+
+fn generate(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
+    let a = Args::parse("generate", args, &[], &["seed", "kind"])?;
+    a.exactly(0, "no positional arguments")?;
+    let seed = a.number("seed")?.ok_or("generate: --seed S is required")?;
+    let kind = a
+        .value("kind")
+        .map(|k| {
+            stress::Kind::from_name(k)
+                .ok_or_else(|| format!("generate: unknown kind '{k}' (short, realistic, long)"))
+        })
+        .transpose()?;
+    let ops = stress::program(seed, kind);
+    let _ = writeln!(
+        out,
+        "# memslot-diff generate --seed {seed:#x}: {} operations",
+        ops.len()
+    );
+    let _ = write!(out, "{}", scenario::print(&ops));
+    Ok(0)
+}
+
+/// `30`, `30s`, `5m`, `1h`, `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("stress: bad duration '{text}' (e.g. 30s, 5m, 1h)");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
+fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
+    let a = Args::parse("stress", args, &[], &["seed", "time", "iters", "out"])?;
+    a.exactly(0, "no positional arguments")?;
+    let time = a.value("time").map(parse_duration).transpose()?;
+    let iters = a.number("iters")?;
+    if time.is_none() && iters.is_none() {
+        return Err("stress: give a budget: --time T (30s, 5m) or --iters N".to_string());
+    }
+    let seed = match a.number("seed")? {
+        Some(s) => s,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    };
+    let out_dir = a.value("out").map_or_else(
+        || corpus::root().join("target").join("memslot-diff"),
+        PathBuf::from,
+    );
+    let outcome = stress::stress(
+        &stress::Options {
+            seed,
+            time,
+            iters,
+            out_dir,
+        },
+        out,
+    );
+    Ok(if outcome.failure.is_some() { 1 } else { 0 })
+}
+
+fn seed_corpus(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
+    let a = Args::parse("seed-corpus", args, &[], &["corpus", "out"])?;
+    a.exactly(0, "no positional arguments")?;
+    let corpus_dir = a
+        .value("corpus")
+        .map_or_else(|| corpus::root().join("corpus"), PathBuf::from);
+    let out_dir = a
+        .value("out")
+        .map_or_else(|| corpus::root().join("fuzz").join("corpus"), PathBuf::from);
+    let mut written = 0;
+    for target in Target::ALL {
+        let dest = out_dir.join(target.name());
+        for kind in ["seeds", "regressions"] {
+            let dir = corpus_dir.join(target.name()).join(kind);
+            if !dir.is_dir() {
+                continue;
+            }
+            let files = corpus::files(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            for file in files {
+                let loaded = corpus::load(&file, Some(target), None)?;
+                let bytes = match loaded.format {
+                    Format::Text => match corpus::to_bytes(&loaded.ops, target) {
+                        Ok(bytes) => bytes,
+                        Err(e) => {
+                            let _ = writeln!(out, "seed-corpus: skipped {}: {e}", file.display());
+                            continue;
+                        }
+                    },
+                    Format::Bytes => {
+                        std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?
+                    }
+                };
+                let stem = file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let name = dest.join(format!("{kind}-{stem}"));
+                std::fs::write(&name, bytes).map_err(|e| format!("{}: {e}", name.display()))?;
+                written += 1;
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "seed-corpus: wrote {written} inputs under {}",
+        out_dir.display()
+    );
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        let run = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = run_with(&args, &mut out, &mut err);
+            (code, String::from_utf8(err).unwrap())
+        };
+        assert_eq!(run(&[]).0, 2);
+        let (code, err) = run(&["replay", "--frobnicate", "x"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("unknown option '--frobnicate'"), "{err}");
+        let (code, err) = run(&["replay", "--target", "nope", "x"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("unknown target 'nope'"), "{err}");
+        let (code, err) = run(&["stress", "--seed", "1"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("budget"), "{err}");
+        let (code, err) = run(&["replay", "/nonexistent/file.scenario"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("/nonexistent/file.scenario"), "{err}");
+        assert_eq!(run(&["bogus"]).0, 2);
+    }
+}

@@ -1,0 +1,175 @@
+//! Adapter for the Rust memslot core (`memslot_core::Vm`, x86-64 limits).
+
+use memslot_core::{ArchLimits, Error, Fault, MemorySlot, Memslots, UserMemoryRegion, Vm};
+
+use super::{Found, Implementation, Slot, SpaceSnapshot};
+use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
+
+/// `memslot_core::Vm` with `ArchLimits::X86_64`.
+pub struct CoreImpl {
+    vm: Vm,
+    name: &'static str,
+    reason: Option<String>,
+}
+
+impl CoreImpl {
+    /// The core as shipped.
+    pub fn new() -> CoreImpl {
+        CoreImpl {
+            vm: Vm::new(ArchLimits::X86_64),
+            name: "core",
+            reason: None,
+        }
+    }
+
+    /// The core with a deliberate one-line bug (memslot-core's `fault-injection` feature), for
+    /// the harness's self-test. It reports as `core`, like the real one.
+    pub fn with_fault(fault: Fault) -> CoreImpl {
+        let mut core = CoreImpl::new();
+        core.vm.set_fault(Some(fault));
+        core
+    }
+
+    fn request(&mut self, result: Result<Option<memslot_core::Change>, Error>) -> i32 {
+        match result {
+            Ok(_) => {
+                self.reason = None;
+                0
+            }
+            Err(e) => {
+                self.reason = Some(reason(&e));
+                e.errno()
+            }
+        }
+    }
+
+    fn space(&self, as_id: u16) -> Option<&Memslots> {
+        self.vm.memslots(as_id)
+    }
+}
+
+impl Default for CoreImpl {
+    fn default() -> Self {
+        CoreImpl::new()
+    }
+}
+
+/// `memslot_core::Error` in the words both the core adapter and the oracle use.
+pub fn reason(e: &Error) -> String {
+    match e {
+        Error::Invalid(why) => format!("{why:?}"),
+        Error::Exists { id } => format!("Exists(overlaps id {id})"),
+        Error::NoMemory => "NoMemory".to_string(),
+        Error::Arch(errno) => format!("Arch({errno})"),
+    }
+}
+
+fn region(r: &Region) -> UserMemoryRegion {
+    UserMemoryRegion {
+        slot: r.slot,
+        flags: r.flags,
+        guest_phys_addr: r.guest_phys_addr,
+        memory_size: r.memory_size,
+        userspace_addr: r.userspace_addr,
+    }
+}
+
+fn slot(s: &MemorySlot) -> Slot {
+    Slot {
+        id: i32::from(s.id),
+        base_gfn: s.base_gfn,
+        npages: s.npages,
+        flags: s.flags,
+        userspace_addr: s.userspace_addr,
+    }
+}
+
+fn found(space: &Memslots, index: usize) -> Found {
+    Found {
+        index: index as i64,
+        slot: space.slots().get(index).map(slot),
+    }
+}
+
+impl Implementation for CoreImpl {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn set_user_memory_region(&mut self, r: &Region) -> i32 {
+        let result = self.vm.set_user_memory_region(&region(r));
+        self.request(result)
+    }
+
+    fn set_memory_region(&mut self, r: &Region) -> i32 {
+        let result = self.vm.set_memory_region(&region(r));
+        self.request(result)
+    }
+
+    fn last_reason(&self) -> Option<String> {
+        self.reason.clone()
+    }
+
+    fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found> {
+        let space = self.space(as_id)?;
+        space.search_index(gfn).map(|i| found(space, i))
+    }
+
+    fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found> {
+        let space = self.space(as_id)?;
+        space.index_of(id).map(|i| found(space, i))
+    }
+
+    fn summary(&mut self, as_id: u16) -> (u64, i64) {
+        let space = self.space(as_id).expect("address space");
+        (space.generation(), space.used_slots() as i64)
+    }
+
+    fn snapshot_into(&mut self, as_id: u16, full: bool, out: &mut SpaceSnapshot) {
+        let space = self.space(as_id).expect("address space");
+        out.generation = space.generation();
+        out.used_slots = space.used_slots() as i64;
+        out.slots.clear();
+        out.slots.extend(space.slots().iter().map(slot));
+        out.index.clear();
+        if full {
+            out.index.extend(
+                (0..KVM_MEM_SLOTS_NUM).filter_map(|id| space.index_of(id).map(|i| (id, i as i64))),
+            );
+        } else {
+            out.index.extend(
+                space
+                    .iter()
+                    .map(|s| (s.id, space.index_of(s.id).map_or(-1, |i| i as i64))),
+            );
+            out.index.sort_unstable();
+        }
+        out.walk.clear();
+        out.walk.extend(space.iter().map(|s| i32::from(s.id)));
+        out.lru = Some(space.lru_slot() as i64);
+    }
+
+    fn lru(&mut self, as_id: u16) -> Option<i64> {
+        self.space(as_id).map(|s| s.lru_slot() as i64)
+    }
+
+    fn set_lru(&mut self, as_id: u16, lru: i64) {
+        if let Some(space) = self.space(as_id) {
+            space.set_lru_slot(lru as usize);
+        }
+    }
+
+    fn check_invariants(&mut self, as_ids: &[u16], _full: bool) -> Result<(), String> {
+        for &as_id in as_ids {
+            if let Some(space) = self.space(as_id) {
+                space.check_invariants()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_prepare_error(&mut self, errno: i32) {
+        self.vm
+            .set_arch_prepare_error((errno != 0).then_some(Error::Arch(errno)));
+    }
+}

@@ -1,0 +1,228 @@
+//! Every implementation behind one trait, and the normalised views the runner compares.
+//!
+//! * [`core::CoreImpl`]: `memslot_core::Vm` with `ArchLimits::X86_64` (optionally with an
+//!   injected fault, for the self-test);
+//! * [`port::PortImpl`]: the literal C ports of kvm_main.c, `pre` and `post` the seed patch;
+//! * [`oracle::Oracle`]: a model written to be obviously correct rather than fast, so that a
+//!   difference shared by every array implementation is still caught.
+//!
+//! Normalisation: an id is *absent* when it has no slot. The pre port's `id_to_index` always
+//! points somewhere (an empty entry for an absent id) and its `id_to_memslot` never returns
+//! NULL; the post port uses -1. Both become "absent" here. Only the first `used_slots` array
+//! entries are compared.
+
+pub mod core;
+pub mod oracle;
+pub mod port;
+
+use serde::Serialize;
+
+use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
+
+/// One array entry, as every implementation reports it (`id` is the C `short`, so -1 shows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Slot {
+    pub id: i32,
+    pub base_gfn: u64,
+    pub npages: u64,
+    pub flags: u32,
+    pub userspace_addr: u64,
+}
+
+impl Slot {
+    /// The first GFN past the slot (saturating, for display of broken slots).
+    pub fn end_gfn(&self) -> u64 {
+        self.base_gfn.saturating_add(self.npages)
+    }
+}
+
+/// A slot returned by a lookup, with the array index it was found at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Found {
+    pub index: i64,
+    /// `None` when the index does not name an entry of the array (a broken implementation).
+    pub slot: Option<Slot>,
+}
+
+/// The observable state of one address space, normalised.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SpaceSnapshot {
+    pub generation: u64,
+    pub used_slots: i64,
+    /// The first `used_slots` entries, index 0 = highest base GFN.
+    pub slots: Vec<Slot>,
+    /// `(id, index)` ascending by id, from the implementation's own id-to-index map: for every
+    /// id with a slot in a full snapshot (all 512 ids looked at, absent ones left out), and for
+    /// the ids the array holds in a quick one (-1 if the map says absent).
+    pub index: Vec<(u16, i64)>,
+    /// The ids `kvm_for_each_memslot` visits, in order.
+    pub walk: Vec<i32>,
+    /// The LRU hint, for implementations that have one.
+    pub lru: Option<i64>,
+}
+
+/// Implementation-specific details the runner shows but does not compare.
+#[derive(Clone, Debug, Default)]
+pub struct Extra {
+    /// Why a request failed, in the words of `memslot_core::Error` (core and oracle only):
+    /// the validation step gives the order of the checks, which errno alone does not.
+    pub reason: Option<String>,
+}
+
+/// A memslot implementation driven by the runner.
+pub trait Implementation {
+    /// Short name shown in reports: `core`, `pre`, `post`, `oracle`.
+    fn name(&self) -> &'static str;
+    /// `KVM_SET_USER_MEMORY_REGION`; returns 0 or a negative errno.
+    fn set_user_memory_region(&mut self, r: &Region) -> i32;
+    /// `__kvm_set_memory_region` from inside the kernel; returns 0 or a negative errno.
+    fn set_memory_region(&mut self, r: &Region) -> i32;
+    /// Why the last request failed, if the implementation can say (see [`Extra::reason`]).
+    fn last_reason(&self) -> Option<String> {
+        None
+    }
+    /// `search_memslots`: updates the LRU hint as the kernel does.
+    fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found>;
+    /// `id_to_memslot`, normalised: `None` for an absent id, an out-of-range id or AS.
+    fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found>;
+    /// Generation and used_slots only (cheap), for `as_id` < 2.
+    fn summary(&mut self, as_id: u16) -> (u64, i64);
+    /// The normalised state of an address space (`as_id` < 2) into `out` (whose buffers are
+    /// reused); `full` looks at the index of every id, not only of those in the array (see
+    /// [`SpaceSnapshot::index`]).
+    fn snapshot_into(&mut self, as_id: u16, full: bool, out: &mut SpaceSnapshot);
+    /// [`Implementation::snapshot_into`] a new snapshot.
+    fn snapshot(&mut self, as_id: u16, full: bool) -> SpaceSnapshot {
+        let mut out = SpaceSnapshot::default();
+        self.snapshot_into(as_id, full, &mut out);
+        out
+    }
+    /// The LRU hint, if the implementation has one.
+    fn lru(&mut self, as_id: u16) -> Option<i64>;
+    /// Restore an LRU hint saved with [`Implementation::lru`] (after the runner's probes).
+    fn set_lru(&mut self, as_id: u16, lru: i64);
+    /// WARN_ON hits so far.
+    fn warn_count(&self) -> u64 {
+        0
+    }
+    /// The latest WARN_ON hit, as `file:line: condition`.
+    fn last_warn(&self) -> Option<String> {
+        None
+    }
+    /// The implementation's own invariants beyond [`check_snapshot`] in the given address
+    /// spaces; `full` asks for the expensive ones too (whole fixed-size arrays).
+    fn check_invariants(&mut self, as_ids: &[u16], full: bool) -> Result<(), String>;
+    /// Make `kvm_arch_prepare_memory_region` return `errno` (0: succeed).
+    fn set_prepare_error(&mut self, errno: i32);
+}
+
+/// The invariants every implementation's normalised state must satisfy: strictly descending
+/// bases, npages > 0, no overlap, the index map the inverse of the array, the walk visiting the
+/// array in order, and the LRU hint inside the fixed array bounds.
+pub fn check_snapshot(s: &SpaceSnapshot) -> Result<(), String> {
+    if s.used_slots < 0 || s.used_slots > i64::from(KVM_MEM_SLOTS_NUM) {
+        return Err(format!("used_slots {} out of range", s.used_slots));
+    }
+    if s.slots.len() as i64 != s.used_slots {
+        return Err(format!(
+            "{} entries for used_slots {}",
+            s.slots.len(),
+            s.used_slots
+        ));
+    }
+    for (i, slot) in s.slots.iter().enumerate() {
+        if slot.npages == 0 {
+            return Err(format!(
+                "entry {i} (id {}) has npages 0 below used_slots",
+                slot.id
+            ));
+        }
+        if slot.id < 0 || slot.id >= i32::from(KVM_MEM_SLOTS_NUM) {
+            return Err(format!("entry {i} has id {}", slot.id));
+        }
+        if let Some(next) = s.slots.get(i + 1) {
+            if slot.base_gfn <= next.base_gfn {
+                return Err(format!(
+                    "bases not strictly descending: entry {i} (id {}) base {:#x}, entry {} (id {}) base {:#x}",
+                    slot.id,
+                    slot.base_gfn,
+                    i + 1,
+                    next.id,
+                    next.base_gfn
+                ));
+            }
+            if next.base_gfn.saturating_add(next.npages) > slot.base_gfn {
+                return Err(format!(
+                    "entries {i} (id {}) and {} (id {}) overlap",
+                    slot.id,
+                    i + 1,
+                    next.id
+                ));
+            }
+        }
+    }
+    if s.index.len() != s.slots.len() {
+        return Err(format!(
+            "{} ids have an index but used_slots is {}",
+            s.index.len(),
+            s.used_slots
+        ));
+    }
+    for &(id, index) in &s.index {
+        match usize::try_from(index).ok().and_then(|i| s.slots.get(i)) {
+            Some(slot) if slot.id == i32::from(id) => {}
+            Some(slot) => {
+                return Err(format!(
+                    "index of id {id} is {index}, but that entry has id {}",
+                    slot.id
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "index of id {id} is {index}, outside the used entries"
+                ))
+            }
+        }
+    }
+    // Every entry's id maps back to it (ids are < 512 here, checked above).
+    let mut index_of = [-2i64; KVM_MEM_SLOTS_NUM as usize];
+    for &(id, index) in &s.index {
+        if let Some(slot) = index_of.get_mut(usize::from(id)) {
+            *slot = index;
+        }
+    }
+    for (i, slot) in s.slots.iter().enumerate() {
+        match index_of[slot.id as usize] {
+            -2 => {
+                return Err(format!(
+                    "entry {i} holds id {}, which has no index",
+                    slot.id
+                ))
+            }
+            k if k != i as i64 => {
+                return Err(format!(
+                    "entry {i} holds id {}, whose index is {k}",
+                    slot.id
+                ))
+            }
+            _ => {}
+        }
+    }
+    if !s.walk.iter().copied().eq(s.slots.iter().map(|s| s.id)) {
+        return Err(format!(
+            "walk visits {:?}, the array holds {:?}",
+            s.walk,
+            ids(&s.slots)
+        ));
+    }
+    if let Some(lru) = s.lru {
+        if !(0..i64::from(KVM_MEM_SLOTS_NUM)).contains(&lru) {
+            return Err(format!("LRU hint {lru} outside the array"));
+        }
+    }
+    Ok(())
+}
+
+fn ids(slots: &[Slot]) -> Vec<i32> {
+    slots.iter().map(|s| s.id).collect()
+}

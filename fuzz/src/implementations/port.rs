@@ -1,0 +1,289 @@
+//! Adapter for the literal C ports of kvm_main.c (`memslot_reference::PortVm`).
+
+use memslot_reference::{KvmUserspaceMemoryRegion, Port, PortVm, RawSlot, RawState};
+
+use super::{Found, Implementation, Slot, SpaceSnapshot};
+use crate::ops::{Region, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_SLOTS_NUM};
+
+/// One C port: `pre` (Linux v5.6) or `post` (the seed patch applied).
+pub struct PortImpl {
+    vm: PortVm,
+    port: Port,
+    /// used_slots seen last time per AS, so that a state copy asks for just enough entries.
+    used_hint: [usize; KVM_ADDRESS_SPACE_NUM as usize],
+    /// The state copied by the last snapshot, reused by the invariant check that follows it.
+    /// Every call into the port clears it.
+    last: Option<(u16, RawState)>,
+}
+
+impl PortImpl {
+    pub fn new(port: Port) -> PortImpl {
+        PortImpl {
+            vm: PortVm::new(port),
+            port,
+            used_hint: [0; KVM_ADDRESS_SPACE_NUM as usize],
+            last: None,
+        }
+    }
+
+    /// A copy of the address space with at least the first `used_slots` entries (all 512
+    /// when `full`).
+    fn state(&mut self, as_id: u16, full: bool) -> RawState {
+        let hint = &mut self.used_hint[usize::from(as_id)];
+        let want = if full {
+            KVM_MEM_SLOTS_NUM as usize
+        } else {
+            *hint + 2
+        };
+        let mut state = self.vm.state(as_id, want);
+        let used = state.used_slots.max(0) as usize;
+        if used > state.entries.len() && state.entries.len() < state.capacity {
+            state = self.vm.state(as_id, used);
+        }
+        self.used_hint[usize::from(as_id)] = used;
+        state
+    }
+
+    fn found(&self, (index, raw): (i32, RawSlot)) -> Option<Found> {
+        // The pre port returns the entry of an absent id (npages 0): normalise to absent.
+        if self.port == Port::Pre && raw.npages == 0 {
+            return None;
+        }
+        Some(Found {
+            index: i64::from(index),
+            slot: Some(slot(&raw)),
+        })
+    }
+}
+
+fn region(r: &Region) -> KvmUserspaceMemoryRegion {
+    KvmUserspaceMemoryRegion {
+        slot: r.slot,
+        flags: r.flags,
+        guest_phys_addr: r.guest_phys_addr,
+        memory_size: r.memory_size,
+        userspace_addr: r.userspace_addr,
+    }
+}
+
+fn slot(s: &RawSlot) -> Slot {
+    Slot {
+        id: i32::from(s.id),
+        base_gfn: s.base_gfn,
+        npages: s.npages,
+        flags: s.flags,
+        userspace_addr: s.userspace_addr,
+    }
+}
+
+/// The normalised index map of a raw state: pre's pointers at empty entries and post's -1 are
+/// both "absent". A post index past used_slots is kept, so that it shows as a difference.
+fn normalised_index(port: Port, state: &RawState) -> Vec<(u16, i64)> {
+    let used = state.used_slots.max(0) as usize;
+    let mut index = Vec::with_capacity(used);
+    for (id, &raw) in state.id_to_index.iter().enumerate() {
+        let present = match port {
+            Port::Pre => {
+                let i = raw as usize;
+                raw >= 0 && i < used && state.entries.get(i).is_some_and(|e| e.npages != 0)
+            }
+            Port::Post => raw >= 0,
+        };
+        if present {
+            index.push((id as u16, i64::from(raw)));
+        }
+    }
+    index
+}
+
+/// `(id, id_to_index[id])` for the ids the first `used` entries hold, sorted by id.
+fn array_index(state: &RawState, used: usize) -> Vec<(u16, i64)> {
+    let mut index: Vec<(u16, i64)> = state.entries[..used]
+        .iter()
+        .map(|e| {
+            let raw = usize::try_from(e.id)
+                .ok()
+                .and_then(|id| state.id_to_index.get(id));
+            (e.id as u16, raw.map_or(-1, |&i| i64::from(i)))
+        })
+        .collect();
+    index.sort_unstable();
+    index
+}
+
+impl Implementation for PortImpl {
+    fn name(&self) -> &'static str {
+        self.port.name()
+    }
+
+    fn set_user_memory_region(&mut self, r: &Region) -> i32 {
+        self.last = None;
+        self.vm.ioctl_set_memory_region(&region(r))
+    }
+
+    fn set_memory_region(&mut self, r: &Region) -> i32 {
+        self.last = None;
+        self.vm.set_memory_region(&region(r))
+    }
+
+    fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found> {
+        self.last = None;
+        let hit = self.vm.search_memslots(as_id, gfn)?;
+        Some(Found {
+            index: i64::from(hit.0),
+            slot: Some(slot(&hit.1)),
+        })
+    }
+
+    fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found> {
+        self.last = None;
+        let hit = self.vm.id_to_memslot(as_id, id)?;
+        self.found(hit)
+    }
+
+    fn summary(&mut self, as_id: u16) -> (u64, i64) {
+        let state = self.vm.state(as_id, 0);
+        (state.generation, i64::from(state.used_slots))
+    }
+
+    fn snapshot_into(&mut self, as_id: u16, full: bool, out: &mut SpaceSnapshot) {
+        let state = self.state(as_id, false);
+        let used = (state.used_slots.max(0) as usize).min(state.entries.len());
+        out.generation = state.generation;
+        out.used_slots = i64::from(state.used_slots);
+        out.slots.clear();
+        out.slots.extend(state.entries[..used].iter().map(slot));
+        out.index = if full {
+            normalised_index(self.port, &state)
+        } else {
+            array_index(&state, used)
+        };
+        out.walk.clear();
+        out.walk
+            .extend(self.vm.for_each_memslot(as_id).into_iter().map(i32::from));
+        out.lru = Some(i64::from(state.lru_slot));
+        self.last = Some((as_id, state));
+    }
+
+    fn lru(&mut self, as_id: u16) -> Option<i64> {
+        Some(i64::from(self.vm.lru_slot(as_id)))
+    }
+
+    fn set_lru(&mut self, as_id: u16, lru: i64) {
+        self.last = None;
+        self.vm.set_lru_slot(as_id, lru as i32);
+    }
+
+    fn warn_count(&self) -> u64 {
+        self.vm.warn_count()
+    }
+
+    fn last_warn(&self) -> Option<String> {
+        self.vm.last_warn().map(|w| w.to_string())
+    }
+
+    fn check_invariants(&mut self, as_ids: &[u16], full: bool) -> Result<(), String> {
+        for &as_id in as_ids {
+            let state = match self.last.take() {
+                Some((cached, state)) if cached == as_id && !full => state,
+                _ => self.state(as_id, full),
+            };
+            check_raw(self.port, &state, full)?;
+        }
+        Ok(())
+    }
+
+    fn set_prepare_error(&mut self, errno: i32) {
+        self.last = None;
+        self.vm.set_prepare_error(errno);
+    }
+}
+
+/// The port-specific invariants of a raw `struct kvm_memslots`.
+fn check_raw(port: Port, s: &RawState, full: bool) -> Result<(), String> {
+    let slots_num = KVM_MEM_SLOTS_NUM as usize;
+    let used = usize::try_from(s.used_slots)
+        .ok()
+        .filter(|&u| u <= slots_num)
+        .ok_or_else(|| format!("used_slots is {}", s.used_slots))?;
+    if s.id_to_index.len() != slots_num {
+        return Err(format!("id_to_index has {} entries", s.id_to_index.len()));
+    }
+    for (i, e) in s.entries.iter().enumerate().take(used) {
+        let dirty = e.flags & KVM_MEM_LOG_DIRTY_PAGES != 0;
+        if e.has_dirty_bitmap != dirty {
+            return Err(format!(
+                "entry {i} (id {}): has_dirty_bitmap {} but flags {:#x}",
+                e.id, e.has_dirty_bitmap, e.flags
+            ));
+        }
+    }
+    if !full {
+        return Ok(());
+    }
+    match port {
+        Port::Pre => {
+            // id_to_index is a permutation of 0..512 (every id, used or not, has an entry).
+            let mut seen = [false; KVM_MEM_SLOTS_NUM as usize];
+            for (id, &i) in s.id_to_index.iter().enumerate() {
+                match usize::try_from(i).ok().filter(|&i| i < slots_num) {
+                    Some(i) if !seen[i] => seen[i] = true,
+                    _ => return Err(format!("id_to_index is not a permutation (id {id} -> {i})")),
+                }
+            }
+            if s.entries.len() != slots_num {
+                return Err(format!("only {} of 512 entries copied", s.entries.len()));
+            }
+            for (i, e) in s.entries.iter().enumerate() {
+                if i >= used && e.npages != 0 {
+                    return Err(format!(
+                        "entry {i} (id {}) past used_slots {used} has npages {:#x}",
+                        e.id, e.npages
+                    ));
+                }
+                let back = usize::try_from(e.id)
+                    .ok()
+                    .and_then(|id| s.id_to_index.get(id));
+                if back != Some(&(i as i16)) {
+                    return Err(format!(
+                        "entry {i} holds id {}, whose index is {back:?}",
+                        e.id
+                    ));
+                }
+            }
+        }
+        Port::Post => {
+            let mut present = 0;
+            for (id, &i) in s.id_to_index.iter().enumerate() {
+                if i == -1 {
+                    continue;
+                }
+                present += 1;
+                let entry = usize::try_from(i)
+                    .ok()
+                    .filter(|&i| i < used)
+                    .and_then(|i| s.entries.get(i));
+                match entry {
+                    Some(e) if usize::try_from(e.id).ok() == Some(id) => {}
+                    Some(e) => {
+                        return Err(format!(
+                            "id_to_index[{id}] = {i}, but that entry has id {}",
+                            e.id
+                        ))
+                    }
+                    None => {
+                        return Err(format!(
+                            "id_to_index[{id}] = {i}, outside used_slots {used}"
+                        ))
+                    }
+                }
+            }
+            if present != used {
+                return Err(format!(
+                    "{present} ids have an index but used_slots is {used}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,771 @@
+//! The runner: drives every implementation in lockstep and compares them after each operation.
+//!
+//! After every operation it compares, across implementations: the return code (and, between
+//! the core and the oracle, the validation step that refused), the arrays of the address space
+//! the operation touched (first `used_slots` entries), the index of every id (absent ids
+//! normalised), the walk order, the generation and used_slots of the other address space, the
+//! LRU hint (among implementations that have one), WARN counts (any WARN is a finding), and each
+//! implementation's own invariants. Then it probes: `search_memslots` at GFNs where bugs live
+//! (each slot's first and last page, one below, one past, gap middles, 0, the top of the GFN
+//! space) and `id_to_memslot` for present and absent ids, comparing results and the LRU hint
+//! after every probe. The probes' LRU updates are undone afterwards, so that they do not hide
+//! LRU-dependent behaviour of the program's own lookups. Every `full_check_every` steps and at
+//! the end both address spaces are compared in full and the expensive invariants run (the pre
+//! port's whole fixed array). The run stops at the first step where anything differs.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::implementations::core::CoreImpl;
+use crate::implementations::oracle::Oracle;
+use crate::implementations::port::PortImpl;
+use crate::implementations::{check_snapshot, Found, Implementation, Slot, SpaceSnapshot};
+use crate::ops::{errno_name, Op, KVM_ADDRESS_SPACE_NUM, MAX_GFN};
+use crate::report::found_text;
+
+/// Above this many slots in an address space, probes cover only the region an operation touched.
+pub const PROBE_ALL_LIMIT: usize = 32;
+
+/// The implementations compared by default: core, pre, post and the oracle.
+pub fn standard_implementations() -> Vec<Box<dyn Implementation>> {
+    vec![
+        Box::new(CoreImpl::new()),
+        Box::new(PortImpl::new(memslot_reference::Port::Pre)),
+        Box::new(PortImpl::new(memslot_reference::Port::Post)),
+        Box::new(Oracle::new()),
+    ]
+}
+
+/// The standard set with the core replaced by one with an injected fault (self-test).
+pub fn implementations_with_fault(fault: memslot_core::Fault) -> Vec<Box<dyn Implementation>> {
+    let mut impls = standard_implementations();
+    impls[0] = Box::new(CoreImpl::with_fault(fault));
+    impls
+}
+
+/// How thoroughly to check.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Automatic lookups and id queries after each operation.
+    pub probes: bool,
+    /// Compare both address spaces in full and run the expensive invariants every this many
+    /// steps (and always after the last one).
+    pub full_check_every: usize,
+    /// Keep every implementation's state after every step (for `replay --json`).
+    pub record: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            probes: true,
+            full_check_every: 64,
+            record: false,
+        }
+    }
+}
+
+/// What one implementation answered to one operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// A memory region request: its return code and, if the implementation can say, why.
+    Rc { rc: i32, reason: Option<String> },
+    /// A `lookup`.
+    Lookup(Option<Found>),
+    /// An `id` query.
+    Id(Option<Found>),
+    /// `fail-prepare`.
+    Armed(i32),
+}
+
+impl Verdict {
+    /// The verdict for a report line: `-EINVAL (HvaRange)`, `slot id 3 at index 1 ...`.
+    pub fn text(&self) -> String {
+        match self {
+            Verdict::Rc {
+                rc,
+                reason: Some(why),
+            } if *rc != 0 => format!("{} ({why})", errno_name(*rc)),
+            Verdict::Rc { rc, .. } => errno_name(*rc),
+            Verdict::Lookup(found) | Verdict::Id(found) => found_text(found.as_ref()),
+            Verdict::Armed(0) => "prepare succeeds".to_string(),
+            Verdict::Armed(e) => format!("prepare fails with {}", errno_name(*e)),
+        }
+    }
+}
+
+/// The first step at which the implementations disagree.
+#[derive(Clone, Debug)]
+pub struct Divergence {
+    /// 1-based step number.
+    pub step: usize,
+    pub op: Op,
+    /// What differs, e.g. `array of AS 0`, `lookup gfn 0x1ff in AS 0 (probe)`.
+    pub aspect: String,
+    /// Per-implementation values of that aspect, one line each.
+    pub details: Vec<String>,
+    /// Other aspects that differ at the same step.
+    pub also: Vec<String>,
+    /// Each implementation's answer to the operation.
+    pub verdicts: Vec<(&'static str, String)>,
+    /// Address space shown in the report, and every implementation's state of it.
+    pub tables: Vec<(u16, Vec<(&'static str, SpaceSnapshot)>)>,
+    /// The program up to and including this step.
+    pub ops: Vec<Op>,
+    /// Number of operations in the whole program.
+    pub total: usize,
+}
+
+/// Counters of a run, for progress output and `# expect:` annotations.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub steps: usize,
+    /// Return codes of memory region requests, by errno.
+    pub rcs: BTreeMap<i32, usize>,
+    pub lookup_hits: usize,
+    pub lookup_misses: usize,
+    pub id_hits: usize,
+    pub id_misses: usize,
+    pub probes: u64,
+    /// used_slots and generation of each address space at the end.
+    pub end: Vec<(i64, u64)>,
+    /// The largest used_slots seen.
+    pub max_used: i64,
+}
+
+impl Stats {
+    /// One line that changes whenever the run's observable behaviour changes:
+    /// `steps=12 ok=9 EINVAL=2 EEXIST=1 hits=3 misses=1 ids=2/0 as0=5@gen22 as1=0@gen1`.
+    pub fn summary(&self) -> String {
+        let mut out = format!("steps={}", self.steps);
+        for (rc, n) in &self.rcs {
+            let name = if *rc == 0 {
+                "ok".to_string()
+            } else {
+                errno_name(*rc).trim_start_matches('-').to_string()
+            };
+            out.push_str(&format!(" {name}={n}"));
+        }
+        out.push_str(&format!(
+            " hits={} misses={} ids={}/{}",
+            self.lookup_hits, self.lookup_misses, self.id_hits, self.id_misses
+        ));
+        for (as_id, (used, generation)) in self.end.iter().enumerate() {
+            out.push_str(&format!(" as{as_id}={used}@gen{generation}"));
+        }
+        out
+    }
+}
+
+/// Every implementation's answer and state after one step (`replay --json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct StepTrace {
+    pub step: usize,
+    pub op: String,
+    pub verdicts: BTreeMap<&'static str, Verdict>,
+    /// Per implementation, the state of each address space.
+    pub states: BTreeMap<&'static str, Vec<SpaceSnapshot>>,
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct RunResult {
+    pub stats: Stats,
+    pub divergence: Option<Box<Divergence>>,
+    pub trace: Vec<StepTrace>,
+}
+
+impl RunResult {
+    pub fn agreed(&self) -> bool {
+        self.divergence.is_none()
+    }
+}
+
+/// Run `ops` on the standard implementations with default options.
+pub fn run(ops: &[Op]) -> RunResult {
+    Runner::new(standard_implementations(), RunOptions::default()).run(ops)
+}
+
+/// Drives a set of implementations in lockstep.
+pub struct Runner {
+    impls: Vec<Box<dyn Implementation>>,
+    opts: RunOptions,
+    stats: Stats,
+    /// Array of each AS after the last probed step (from the first implementation), and the
+    /// (generation, LRU hints) it was probed with, to skip probing an unchanged state.
+    probed: Vec<Option<(u64, Vec<Option<i64>>)>>,
+    layouts: Vec<Vec<Slot>>,
+    /// Snapshot buffers, one per implementation, reused across steps.
+    snaps: Vec<SpaceSnapshot>,
+    /// Address spaces some request has named so far.
+    requested: Vec<bool>,
+}
+
+/// Aspects that differ at one step: (aspect, detail lines).
+type Findings = Vec<(String, Vec<String>)>;
+
+impl Runner {
+    pub fn new(impls: Vec<Box<dyn Implementation>>, opts: RunOptions) -> Runner {
+        assert!(!impls.is_empty());
+        let n = usize::from(KVM_ADDRESS_SPACE_NUM);
+        Runner {
+            impls,
+            opts,
+            stats: Stats::default(),
+            probed: vec![None; n],
+            layouts: vec![Vec::new(); n],
+            snaps: Vec::new(),
+            requested: vec![false; n],
+        }
+    }
+
+    /// The implementations' names, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.impls.iter().map(|i| i.name()).collect()
+    }
+
+    /// Run a whole program, stopping at the first divergence.
+    pub fn run(mut self, ops: &[Op]) -> RunResult {
+        let mut trace = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let step = i + 1;
+            let full = self.opts.full_check_every > 0 && step % self.opts.full_check_every == 0;
+            let full = full || step == ops.len();
+            let (verdicts, findings, shown) = self.step(op, full);
+            if self.opts.record {
+                trace.push(self.trace(step, op, &verdicts));
+            }
+            if !findings.is_empty() {
+                let divergence = self.divergence(step, ops, &verdicts, findings, shown);
+                return RunResult {
+                    stats: self.finish(),
+                    divergence: Some(Box::new(divergence)),
+                    trace,
+                };
+            }
+        }
+        RunResult {
+            stats: self.finish(),
+            divergence: None,
+            trace,
+        }
+    }
+
+    fn finish(mut self) -> Stats {
+        self.stats.end = (0..KVM_ADDRESS_SPACE_NUM)
+            .map(|as_id| {
+                let (generation, used) = self.impls[0].summary(as_id);
+                (used, generation)
+            })
+            .collect();
+        self.stats
+    }
+
+    /// One operation on every implementation, then every comparison. Returns the verdicts,
+    /// what differs, and the address space the report should show.
+    fn step(&mut self, op: &Op, full: bool) -> (Vec<Verdict>, Findings, u16) {
+        self.stats.steps += 1;
+        let warns: Vec<u64> = self.impls.iter().map(|i| i.warn_count()).collect();
+        let verdicts: Vec<Verdict> = self
+            .impls
+            .iter_mut()
+            .map(|imp| apply(imp.as_mut(), op))
+            .collect();
+        self.count(&verdicts[verdicts.len() - 1]);
+
+        let mut findings = Findings::new();
+        self.compare_verdicts(op, &verdicts, &mut findings);
+        self.check_warns(&warns, &mut findings);
+
+        let touched = op.address_space();
+        let reads_only = matches!(op, Op::Lookup { .. } | Op::Id { .. });
+        if let Some(as_id) = touched.filter(|_| op.region().is_some()) {
+            self.requested[usize::from(as_id)] = true;
+        }
+        let spaces: Vec<u16> = if full {
+            // Address spaces no request ever named get the cheap comparison below.
+            (0..KVM_ADDRESS_SPACE_NUM)
+                .filter(|&a| self.requested[usize::from(a)])
+                .collect()
+        } else if reads_only {
+            // A lookup can change nothing but the LRU hint: compare that, then probe.
+            if let Some(as_id) = touched {
+                let lrus: Vec<Option<i64>> = self.impls.iter_mut().map(|i| i.lru(as_id)).collect();
+                let known: Vec<i64> = lrus.iter().flatten().copied().collect();
+                if !all_equal(&known) {
+                    findings.push((
+                        format!("LRU hint of AS {as_id}"),
+                        self.lines(&lrus, |l| lru_text(*l)),
+                    ));
+                } else if findings.is_empty() && self.opts.probes {
+                    let layout = std::mem::take(&mut self.layouts[usize::from(as_id)]);
+                    let generation = self.impls[0].summary(as_id).0;
+                    self.probe(as_id, op, generation, &layout, &layout, &mut findings);
+                    self.layouts[usize::from(as_id)] = layout;
+                }
+            }
+            Vec::new()
+        } else {
+            touched.into_iter().collect()
+        };
+        let mut snaps = std::mem::take(&mut self.snaps);
+        snaps.resize_with(self.impls.len(), SpaceSnapshot::default);
+        for &as_id in &spaces {
+            for (imp, snap) in self.impls.iter_mut().zip(snaps.iter_mut()) {
+                imp.snapshot_into(as_id, full, snap);
+            }
+            let before = findings.len();
+            self.compare_states(as_id, &snaps, &mut findings);
+            // Equal snapshots satisfy the generic invariants together: check one (with an LRU).
+            let agreed = findings.len() == before;
+            for (k, (imp, snap)) in self.impls.iter_mut().zip(&snaps).enumerate() {
+                let generic = if agreed && k > 0 && snap.lru.is_some() == snaps[0].lru.is_some() {
+                    Ok(())
+                } else {
+                    check_snapshot(snap)
+                };
+                if let Err(e) = generic.and_then(|()| imp.check_invariants(&[as_id], full)) {
+                    findings.push((
+                        format!("invariant of {}: AS {as_id}: {e}", imp.name()),
+                        Vec::new(),
+                    ));
+                }
+            }
+            self.stats.max_used = self.stats.max_used.max(snaps[0].used_slots);
+            let a = usize::from(as_id);
+            if findings.is_empty() && self.opts.probes {
+                let before = std::mem::take(&mut self.layouts[a]);
+                self.probe(
+                    as_id,
+                    op,
+                    snaps[0].generation,
+                    &snaps[0].slots,
+                    &before,
+                    &mut findings,
+                );
+            }
+            self.layouts[a].clone_from(&snaps[0].slots);
+        }
+        self.snaps = snaps;
+        // The address spaces not compared in full: generation and used_slots.
+        for as_id in (0..KVM_ADDRESS_SPACE_NUM).filter(|a| !spaces.contains(a)) {
+            let summaries: Vec<(u64, i64)> =
+                self.impls.iter_mut().map(|i| i.summary(as_id)).collect();
+            if !all_equal(&summaries) {
+                let details = self.lines(&summaries, |(g, u)| {
+                    format!("generation {g}, used_slots {u}")
+                });
+                findings.push((format!("generation or used_slots of AS {as_id}"), details));
+            }
+        }
+        self.check_warns(&warns, &mut findings);
+        findings.dedup_by(|a, b| a.0 == b.0);
+        let shown = findings
+            .iter()
+            .find_map(|(aspect, _)| aspect_as(aspect))
+            .or(touched)
+            .unwrap_or(0);
+        (verdicts, findings, shown)
+    }
+
+    fn count(&mut self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Rc { rc, .. } => *self.stats.rcs.entry(*rc).or_default() += 1,
+            Verdict::Lookup(Some(_)) => self.stats.lookup_hits += 1,
+            Verdict::Lookup(None) => self.stats.lookup_misses += 1,
+            Verdict::Id(Some(_)) => self.stats.id_hits += 1,
+            Verdict::Id(None) => self.stats.id_misses += 1,
+            Verdict::Armed(_) => {}
+        }
+    }
+
+    /// "core: x" lines for per-implementation values.
+    fn lines<T>(&self, values: &[T], show: impl Fn(&T) -> String) -> Vec<String> {
+        self.impls
+            .iter()
+            .zip(values)
+            .map(|(imp, v)| format!("{:<7} {}", imp.name(), show(v)))
+            .collect()
+    }
+
+    fn compare_verdicts(&self, op: &Op, verdicts: &[Verdict], findings: &mut Findings) {
+        let codes: Vec<_> = verdicts
+            .iter()
+            .map(|v| match v {
+                Verdict::Rc { rc, .. } => Verdict::Rc {
+                    rc: *rc,
+                    reason: None,
+                },
+                other => other.clone(),
+            })
+            .collect();
+        if !all_equal(&codes) {
+            let aspect = match op {
+                Op::Set(_) | Op::KSet(_) => "return code".to_string(),
+                Op::Lookup { as_id, gfn } => format!("lookup gfn {gfn:#x} in AS {as_id}"),
+                Op::Id { as_id, id } => format!("id_to_memslot of id {id} in AS {as_id}"),
+                Op::FailPrepare { .. } => "fail-prepare".to_string(),
+            };
+            findings.push((aspect, self.lines(verdicts, Verdict::text)));
+            return;
+        }
+        // Same errno: the core and the oracle also name the validation step; they must agree.
+        let reasons: Vec<(&str, &String)> = self
+            .impls
+            .iter()
+            .zip(verdicts)
+            .filter_map(|(imp, v)| match v {
+                Verdict::Rc {
+                    reason: Some(r), ..
+                } => Some((imp.name(), r)),
+                _ => None,
+            })
+            .collect();
+        if reasons.windows(2).any(|w| w[0].1 != w[1].1) {
+            let details = reasons.iter().map(|(n, r)| format!("{n:<7} {r}")).collect();
+            findings.push((
+                "validation step that refused the request".to_string(),
+                details,
+            ));
+        }
+    }
+
+    fn check_warns(&self, before: &[u64], findings: &mut Findings) {
+        for (imp, &b) in self.impls.iter().zip(before) {
+            let now = imp.warn_count();
+            if now > b {
+                let what = imp
+                    .last_warn()
+                    .unwrap_or_else(|| "(no location)".to_string());
+                findings.push((
+                    format!("WARN in {}: {what}", imp.name()),
+                    vec![format!("{} WARN hit(s) during this step", now - b)],
+                ));
+            }
+        }
+    }
+
+    fn compare_states(&self, as_id: u16, snaps: &[SpaceSnapshot], findings: &mut Findings) {
+        let field =
+            |f: &dyn Fn(&SpaceSnapshot) -> String| -> Vec<String> { self.lines(snaps, |s| f(s)) };
+        if !all_equal_by(snaps, |s| s.used_slots) {
+            findings.push((
+                format!("used_slots of AS {as_id}"),
+                field(&|s| s.used_slots.to_string()),
+            ));
+        }
+        if !all_equal_by(snaps, |s| &s.slots) {
+            let i = first_difference(snaps.iter().map(|s| &s.slots[..]));
+            let details = field(&|s| match s.slots.get(i) {
+                Some(slot) => slot_text(slot),
+                None => "(no entry)".to_string(),
+            });
+            findings.push((format!("array of AS {as_id} (index {i})"), details));
+        }
+        if !all_equal_by(snaps, |s| &s.index) {
+            let id = first_index_difference(snaps);
+            let details = field(&|s| match s.index.binary_search_by_key(&id, |e| e.0) {
+                Ok(k) => format!("index {}", s.index[k].1),
+                Err(_) => "absent".to_string(),
+            });
+            findings.push((format!("index of id {id} in AS {as_id}"), details));
+        }
+        if !all_equal_by(snaps, |s| &s.walk) {
+            findings.push((
+                format!("walk of AS {as_id}"),
+                field(&|s| format!("{:?}", s.walk)),
+            ));
+        }
+        if !all_equal_by(snaps, |s| s.generation) {
+            findings.push((
+                format!("generation of AS {as_id}"),
+                field(&|s| s.generation.to_string()),
+            ));
+        }
+        let lrus: Vec<i64> = snaps.iter().filter_map(|s| s.lru).collect();
+        if !all_equal(&lrus) {
+            findings.push((
+                format!("LRU hint of AS {as_id}"),
+                field(&|s| lru_text(s.lru)),
+            ));
+        }
+    }
+
+    /// Lookups and id queries at interesting places, with the LRU hints restored afterwards.
+    /// `layout` is the array now, `before` the one before the operation.
+    fn probe(
+        &mut self,
+        as_id: u16,
+        op: &Op,
+        generation: u64,
+        layout: &[Slot],
+        before: &[Slot],
+        findings: &mut Findings,
+    ) {
+        let a = usize::from(as_id);
+        let lrus: Vec<Option<i64>> = self.impls.iter_mut().map(|i| i.lru(as_id)).collect();
+        let key = (generation, lrus.clone());
+        if self.probed[a].as_ref() == Some(&key) {
+            return; // Same array, same hints: the probes would repeat the last ones.
+        }
+        self.probed[a] = Some(key);
+        let (gfns, ids) = probe_points(layout, before, op);
+        let warns: Vec<u64> = self.impls.iter().map(|i| i.warn_count()).collect();
+        let mut found: Vec<Option<Found>> = Vec::with_capacity(self.impls.len());
+        let mut after: Vec<Option<i64>> = Vec::with_capacity(self.impls.len());
+        'probes: {
+            for &gfn in &gfns {
+                self.stats.probes += 1;
+                found.clear();
+                found.extend(self.impls.iter_mut().map(|i| i.search(as_id, gfn)));
+                if !all_equal(&found) {
+                    let details = self.lines(&found, |f| found_text(f.as_ref()));
+                    findings.push((
+                        format!("lookup gfn {gfn:#x} in AS {as_id} (probe)"),
+                        details,
+                    ));
+                    break 'probes;
+                }
+                after.clear();
+                after.extend(self.impls.iter_mut().map(|i| i.lru(as_id)));
+                let mut known = after.iter().flatten();
+                let first = known.next();
+                if !known.all(|l| Some(l) == first) {
+                    let details = self.lines(&after, |l| lru_text(*l));
+                    findings.push((
+                        format!("LRU hint of AS {as_id} after probe lookup gfn {gfn:#x}"),
+                        details,
+                    ));
+                    break 'probes;
+                }
+            }
+            for &id in &ids {
+                self.stats.probes += 1;
+                found.clear();
+                found.extend(self.impls.iter_mut().map(|i| i.id_to_memslot(as_id, id)));
+                if !all_equal(&found) {
+                    let details = self.lines(&found, |f| found_text(f.as_ref()));
+                    findings.push((
+                        format!("id_to_memslot of id {id} in AS {as_id} (probe)"),
+                        details,
+                    ));
+                    break 'probes;
+                }
+            }
+        }
+        for (imp, lru) in self.impls.iter_mut().zip(&lrus) {
+            if let Some(lru) = lru {
+                imp.set_lru(as_id, *lru);
+            }
+        }
+        self.check_warns(&warns, findings);
+    }
+
+    fn trace(&mut self, step: usize, op: &Op, verdicts: &[Verdict]) -> StepTrace {
+        let mut states = BTreeMap::new();
+        for imp in self.impls.iter_mut() {
+            let spaces = (0..KVM_ADDRESS_SPACE_NUM)
+                .map(|a| imp.snapshot(a, true))
+                .collect();
+            states.insert(imp.name(), spaces);
+        }
+        StepTrace {
+            step,
+            op: op.to_string(),
+            verdicts: self
+                .impls
+                .iter()
+                .map(|i| i.name())
+                .zip(verdicts.iter().cloned())
+                .collect(),
+            states,
+        }
+    }
+
+    fn divergence(
+        &mut self,
+        step: usize,
+        ops: &[Op],
+        verdicts: &[Verdict],
+        findings: Findings,
+        shown: u16,
+    ) -> Divergence {
+        let mut findings = findings.into_iter();
+        let (aspect, details) = findings.next().expect("a finding");
+        let snapshots = self
+            .impls
+            .iter_mut()
+            .map(|i| (i.name(), i.snapshot(shown, true)))
+            .collect();
+        Divergence {
+            step,
+            op: ops[step - 1],
+            aspect,
+            details,
+            also: findings.map(|(a, _)| a).collect(),
+            verdicts: self
+                .impls
+                .iter()
+                .map(|i| i.name())
+                .zip(verdicts.iter().map(Verdict::text))
+                .collect(),
+            tables: vec![(shown, snapshots)],
+            ops: ops[..step].to_vec(),
+            total: ops.len(),
+        }
+    }
+}
+
+/// Apply one operation to one implementation.
+fn apply(imp: &mut dyn Implementation, op: &Op) -> Verdict {
+    match op {
+        Op::Set(r) => {
+            let rc = imp.set_user_memory_region(r);
+            Verdict::Rc {
+                rc,
+                reason: if rc != 0 { imp.last_reason() } else { None },
+            }
+        }
+        Op::KSet(r) => {
+            let rc = imp.set_memory_region(r);
+            Verdict::Rc {
+                rc,
+                reason: if rc != 0 { imp.last_reason() } else { None },
+            }
+        }
+        Op::Lookup { as_id, gfn } => Verdict::Lookup(imp.search(*as_id, *gfn)),
+        Op::Id { as_id, id } => Verdict::Id(imp.id_to_memslot(*as_id, *id)),
+        Op::FailPrepare { errno } => {
+            imp.set_prepare_error(*errno);
+            Verdict::Armed(*errno)
+        }
+    }
+}
+
+/// The GFNs and ids to probe after `op`. Small layouts are probed everywhere; large ones
+/// around the slots the operation touched (`before` is the layout before it), plus 0 and the
+/// top of the GFN space.
+pub fn probe_points(layout: &[Slot], before: &[Slot], op: &Op) -> (Vec<u64>, Vec<u16>) {
+    let mut gfns = vec![0, 1, MAX_GFN, u64::MAX >> 12, u64::MAX];
+    let mut ids: Vec<u16> = vec![0, 1, 508, 509, 510, 511, 512, u16::MAX];
+    match op {
+        Op::Set(r) | Op::KSet(r) => ids.push(r.id()),
+        Op::Id { id, .. } => ids.push(*id),
+        _ => {}
+    }
+    let chosen: Vec<usize> = if layout.len() <= PROBE_ALL_LIMIT {
+        (0..layout.len()).collect()
+    } else {
+        let mut near = Vec::new();
+        let mut around = |gfn: u64| {
+            // First index whose base is <= gfn, and its neighbours.
+            let i = layout.partition_point(|s| s.base_gfn > gfn);
+            near.extend(i.saturating_sub(1)..(i + 2).min(layout.len()));
+        };
+        match op {
+            Op::Set(r) | Op::KSet(r) => {
+                around(r.guest_phys_addr >> 12);
+                if let Some(old) = before.iter().find(|s| s.id == i32::from(r.id())) {
+                    around(old.base_gfn);
+                }
+                if let Some(now) = layout.iter().find(|s| s.id == i32::from(r.id())) {
+                    around(now.base_gfn);
+                }
+            }
+            Op::Lookup { gfn, .. } => around(*gfn),
+            Op::Id { .. } | Op::FailPrepare { .. } => {}
+        }
+        around(0);
+        around(MAX_GFN);
+        near.sort_unstable();
+        near.dedup();
+        near
+    };
+    for &i in &chosen {
+        let s = &layout[i];
+        let end = s.end_gfn();
+        gfns.extend([s.base_gfn, end - 1, s.base_gfn.wrapping_sub(1), end]);
+        if let Some(lower) = layout.get(i + 1) {
+            let gap_start = lower.end_gfn();
+            if s.base_gfn > gap_start + 1 {
+                gfns.push(gap_start + (s.base_gfn - gap_start) / 2);
+            }
+        }
+        ids.push(s.id as u16);
+    }
+    gfns.sort_unstable();
+    gfns.dedup();
+    ids.sort_unstable();
+    ids.dedup();
+    (gfns, ids)
+}
+
+fn all_equal<T: PartialEq>(values: &[T]) -> bool {
+    values.windows(2).all(|w| w[0] == w[1])
+}
+
+fn all_equal_by<'a, T, K: PartialEq>(values: &'a [T], key: impl Fn(&'a T) -> K) -> bool {
+    let mut keys = values.iter().map(key);
+    match keys.next() {
+        Some(first) => keys.all(|k| k == first),
+        None => true,
+    }
+}
+
+/// The first array index at which the arrays differ.
+fn first_difference<'a>(mut arrays: impl Iterator<Item = &'a [Slot]>) -> usize {
+    let first = arrays.next().unwrap_or_default();
+    arrays
+        .map(|a| {
+            (0..a.len().max(first.len()))
+                .find(|&i| a.get(i) != first.get(i))
+                .unwrap_or(usize::MAX)
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+/// The lowest id whose normalised index differs between implementations.
+fn first_index_difference(snaps: &[SpaceSnapshot]) -> u16 {
+    let lookup = |s: &SpaceSnapshot, id: u16| {
+        s.index
+            .binary_search_by_key(&id, |e| e.0)
+            .ok()
+            .map(|k| s.index[k].1)
+    };
+    let mut ids: Vec<u16> = snaps
+        .iter()
+        .flat_map(|s| s.index.iter().map(|e| e.0))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .find(|&id| !all_equal_by(snaps, |s| lookup(s, id)))
+        .unwrap_or(0)
+}
+
+/// `id 3 base 0x100 npages 0x200 flags dirty hva 0x7f0000000000`.
+pub fn slot_text(s: &Slot) -> String {
+    format!(
+        "id {} base {:#x} npages {:#x} flags {} hva {:#x}",
+        s.id,
+        s.base_gfn,
+        s.npages,
+        crate::report::flag_letters(s.flags),
+        s.userspace_addr
+    )
+}
+
+fn lru_text(lru: Option<i64>) -> String {
+    lru.map_or_else(|| "(none)".to_string(), |l| l.to_string())
+}
+
+/// The address space an aspect names (`... AS 1 ...`), so the report shows that one.
+fn aspect_as(aspect: &str) -> Option<u16> {
+    let rest = &aspect[aspect.find("AS ")? + 3..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}

@@ -1,0 +1,517 @@
+//! The scenario text format: programs as people write and read them.
+//!
+//! A scenario is a text file (conventionally `*.scenario`) with one operation per line. It is
+//! how divergences are shown, how seeds and regression cases are written by hand, and the
+//! lossless text form of any fuzz input (`memslot-diff fmt ARTIFACT` prints it).
+//!
+//! # Syntax
+//!
+//! ```text
+//! # QEMU-style low RAM, then a lookup and an id query
+//! set as=0 id=0 gpa=0 size=640K hva=0x7f0000000000 flags=0    # KVM_SET_USER_MEMORY_REGION
+//! kset as=0 id=509 gpa=0xfeffd000 size=12K hva=0 flags=0      # in-kernel __kvm_set_memory_region
+//! lookup as=0 gfn=0x9f
+//! id as=1 id=3
+//! fail-prepare errno=-12
+//! fail-prepare off
+//! ```
+//!
+//! * Blank lines are ignored; `#` starts a comment that runs to the end of the line.
+//! * A line is an operation name followed by `key=value` fields separated by blanks, in any
+//!   order. A field may not repeat; unknown fields are errors.
+//! * Numbers are decimal (`4096`) or hexadecimal (`0x1000`); `_` may separate digits. The
+//!   64-bit address fields (`gpa`, `size`, `hva`, `gfn`) also take a binary suffix `K`, `M`,
+//!   `G` or `T` (×2^10, 2^20, 2^30, 2^40; lower case accepted): `size=2M`, `gpa=4G`.
+//!   Values must fit their field; nothing wraps silently.
+//!
+//! # Operations
+//!
+//! | line | meaning |
+//! |---|---|
+//! | `set as=A id=I gpa=G size=S hva=H flags=F` | `KVM_SET_USER_MEMORY_REGION` (the ioctl refuses ids >= 509 with -EINVAL) |
+//! | `kset ...` (same fields) | `__kvm_set_memory_region` called in-kernel (how x86 creates private slots 509..511) |
+//! | `lookup as=A gfn=N` | `search_memslots` (`__gfn_to_memslot`) in address space A; updates the LRU hint |
+//! | `id as=A id=I` | `id_to_memslot` in address space A |
+//! | `fail-prepare errno=E` | from now on `kvm_arch_prepare_memory_region` returns E (a negative errno, decimal or a name such as `-ENOMEM`) |
+//! | `fail-prepare off` | it succeeds again (same as `errno=0`) |
+//!
+//! Fields of `set`/`kset`: `id` is required (or `slot`, below), and so is `size` (`size=0`
+//! deletes the slot); `as`, `gpa`, `hva` and `flags` default to 0. `as` and `id` are the high and
+//! low 16 bits of the raw `u32 slot` field of `struct kvm_userspace_memory_region`; both may be
+//! any 16-bit value (an out-of-range one is a request the kernel must refuse). Instead of
+//! `as`/`id`, `slot=0x10003` gives the raw field. `flags` is a number or `|`-separated names
+//! and numbers: `0`, `dirty` (KVM_MEM_LOG_DIRTY_PAGES), `readonly` (KVM_MEM_READONLY),
+//! `dirty|readonly`, `0x10000`. `lookup` needs `gfn` and `id` needs `id`; `as` defaults to 0.
+//!
+//! # Canonical form
+//!
+//! Printing always produces one form: fields in the order above, `as`/`id` decimal, `gpa`,
+//! `hva` and `gfn` in hex (`0` for zero), `size` with the largest exact binary suffix (`640K`,
+//! `2M`, `3G`) or in hex when it is not a multiple of 1 KiB, `flags` as names when only known
+//! bits are set and in hex otherwise, `errno` in decimal. Parsing the printed form gives back
+//! the same operations (`parse(print(ops)) == ops`), for every field value.
+//!
+//! # Annotations
+//!
+//! A comment line of the form `# expect: ...` in a corpus file records the summary of a
+//! replay (`memslot-diff replay --summary` prints it); `cargo test` fails when a replay no longer
+//! produces it, so a change of behaviour shared by every implementation is noticed too.
+//!
+//! # Errors
+//!
+//! Malformed lines are reported as `FILE:LINE: message`, e.g.
+//! `seeds/pc.scenario:12: unknown operation 'sett'` or
+//! `seeds/pc.scenario:3: bad number 'zz' for gpa`.
+
+use std::fmt;
+
+use crate::ops::{errno_value, Op, Region, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY};
+
+/// A malformed scenario line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    pub message: String,
+}
+
+impl ParseError {
+    /// The error prefixed with the file name, as `FILE:LINE: message`.
+    pub fn in_file(&self, file: &str) -> String {
+        format!("{file}:{}: {}", self.line, self.message)
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parse a whole scenario.
+pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
+    let mut ops = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        match parse_line(line) {
+            Ok(Some(op)) => ops.push(op),
+            Ok(None) => {}
+            Err(message) => {
+                return Err(ParseError {
+                    line: n + 1,
+                    message,
+                })
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// Parse one line: `Ok(None)` for blank and comment lines.
+pub fn parse_line(line: &str) -> Result<Option<Op>, String> {
+    let code = match line.find('#') {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    let mut words = code.split_whitespace();
+    let Some(name) = words.next() else {
+        return Ok(None);
+    };
+    let mut fields = Fields::new(name);
+    for word in words {
+        if name == "fail-prepare" && word == "off" {
+            fields.add("errno", "0")?;
+            continue;
+        }
+        let Some((key, value)) = word.split_once('=') else {
+            return Err(format!("expected key=value, found '{word}' in {name}"));
+        };
+        fields.add(key, value)?;
+    }
+    let op = match name {
+        "set" | "kset" => {
+            let region = fields.region()?;
+            if name == "set" {
+                Op::Set(region)
+            } else {
+                Op::KSet(region)
+            }
+        }
+        "lookup" => {
+            fields.allow(&["as", "gfn"])?;
+            Op::Lookup {
+                as_id: fields.u16("as")?.unwrap_or(0),
+                gfn: fields.required_u64("gfn")?,
+            }
+        }
+        "id" => {
+            fields.allow(&["as", "id"])?;
+            let id = fields.u16("id")?.ok_or("missing field 'id' for id")?;
+            Op::Id {
+                as_id: fields.u16("as")?.unwrap_or(0),
+                id,
+            }
+        }
+        "fail-prepare" => {
+            fields.allow(&["errno"])?;
+            let Some(value) = fields.get("errno") else {
+                return Err("fail-prepare needs 'errno=E' or 'off'".to_string());
+            };
+            Op::FailPrepare {
+                errno: parse_errno(value)?,
+            }
+        }
+        _ => {
+            return Err(format!(
+                "unknown operation '{name}' (expected set, kset, lookup, id or fail-prepare)"
+            ))
+        }
+    };
+    Ok(Some(op))
+}
+
+/// Print a whole scenario, one canonical line per operation.
+pub fn print(ops: &[Op]) -> String {
+    let mut out = String::new();
+    for op in ops {
+        out.push_str(&op.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// The `# expect: ...` annotation of a scenario file, if it has one.
+pub fn expectation(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("# expect:").map(str::trim))
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Set(r) => write!(f, "set {}", RegionFields(r)),
+            Op::KSet(r) => write!(f, "kset {}", RegionFields(r)),
+            Op::Lookup { as_id, gfn } => write!(f, "lookup as={as_id} gfn={}", hex(*gfn)),
+            Op::Id { as_id, id } => write!(f, "id as={as_id} id={id}"),
+            Op::FailPrepare { errno: 0 } => f.write_str("fail-prepare off"),
+            Op::FailPrepare { errno } => write!(f, "fail-prepare errno={errno}"),
+        }
+    }
+}
+
+struct RegionFields<'a>(&'a Region);
+
+impl fmt::Display for RegionFields<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        write!(
+            f,
+            "as={} id={} gpa={} size={} hva={} flags={}",
+            r.as_id(),
+            r.id(),
+            hex(r.guest_phys_addr),
+            size(r.memory_size),
+            hex(r.userspace_addr),
+            flags(r.flags)
+        )
+    }
+}
+
+/// `0` or `0x...`.
+pub fn hex(v: u64) -> String {
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+/// A size with the largest exact binary suffix, or hex.
+pub fn size(v: u64) -> String {
+    for (shift, suffix) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
+        if v != 0 && v % (1 << shift) == 0 {
+            return format!("{}{suffix}", v >> shift);
+        }
+    }
+    hex(v)
+}
+
+/// Request flags as names (`0`, `dirty`, `readonly`, `dirty|readonly`) or hex.
+pub fn flags(v: u32) -> String {
+    match v {
+        0 => "0".to_string(),
+        KVM_MEM_LOG_DIRTY_PAGES => "dirty".to_string(),
+        KVM_MEM_READONLY => "readonly".to_string(),
+        3 => "dirty|readonly".to_string(),
+        _ => format!("{v:#x}"),
+    }
+}
+
+/// The `key=value` fields of one line, checked as they are added.
+struct Fields<'a> {
+    op: &'a str,
+    list: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(op: &'a str) -> Self {
+        Fields {
+            op,
+            list: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, key: &'a str, value: &'a str) -> Result<(), String> {
+        if self.get(key).is_some() {
+            return Err(format!("field '{key}' given twice"));
+        }
+        if value.is_empty() {
+            return Err(format!("empty value for {key}"));
+        }
+        self.list.push((key, value));
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Option<&'a str> {
+        self.list.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    fn allow(&self, keys: &[&str]) -> Result<(), String> {
+        match self.list.iter().find(|(k, _)| !keys.contains(k)) {
+            Some((k, _)) => Err(format!(
+                "unknown field '{k}' for {} (expected {})",
+                self.op,
+                keys.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn number(&self, key: &str, suffix_ok: bool) -> Result<Option<u64>, String> {
+        self.get(key)
+            .map(|v| parse_u64(v, suffix_ok).map_err(|why| bad(v, key, why)))
+            .transpose()
+    }
+
+    fn required_u64(&self, key: &str) -> Result<u64, String> {
+        self.number(key, true)?
+            .ok_or_else(|| format!("missing field '{key}' for {}", self.op))
+    }
+
+    fn u16(&self, key: &str) -> Result<Option<u16>, String> {
+        match self.number(key, false)? {
+            Some(v) => u16::try_from(v)
+                .map(Some)
+                .map_err(|_| bad(self.get(key).unwrap_or(""), key, "does not fit in 16 bits")),
+            None => Ok(None),
+        }
+    }
+
+    fn region(&self) -> Result<Region, String> {
+        self.allow(&["as", "id", "slot", "gpa", "size", "hva", "flags"])?;
+        let slot = match (
+            self.get("slot"),
+            self.get("as").is_some() || self.get("id").is_some(),
+        ) {
+            (Some(v), false) => u32::try_from(self.number("slot", false)?.unwrap_or(0))
+                .map_err(|_| bad(v, "slot", "does not fit in 32 bits"))?,
+            (Some(_), true) => return Err("give either slot= or as=/id=, not both".to_string()),
+            (None, _) => {
+                let id = self
+                    .u16("id")?
+                    .ok_or_else(|| format!("missing field 'id' for {}", self.op))?;
+                (u32::from(self.u16("as")?.unwrap_or(0)) << 16) | u32::from(id)
+            }
+        };
+        let flags = match self.get("flags") {
+            Some(v) => parse_flags(v).map_err(|why| bad(v, "flags", why))?,
+            None => 0,
+        };
+        Ok(Region {
+            slot,
+            flags,
+            guest_phys_addr: self.number("gpa", true)?.unwrap_or(0),
+            memory_size: self.required_u64("size")?,
+            userspace_addr: self.number("hva", true)?.unwrap_or(0),
+        })
+    }
+}
+
+fn bad(value: &str, key: &str, why: &str) -> String {
+    format!("bad number '{value}' for {key}: {why}")
+}
+
+/// A decimal or `0x` hex number, `_` separators allowed, with an optional K/M/G/T suffix.
+pub fn parse_u64(text: &str, suffix_ok: bool) -> Result<u64, &'static str> {
+    let (digits, shift) = match text.as_bytes().last() {
+        Some(b'K' | b'k') if suffix_ok => (&text[..text.len() - 1], 10),
+        Some(b'M' | b'm') if suffix_ok => (&text[..text.len() - 1], 20),
+        Some(b'G' | b'g') if suffix_ok => (&text[..text.len() - 1], 30),
+        Some(b'T' | b't') if suffix_ok => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    let (digits, radix) = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        Some(hex) => (hex, 16),
+        None => (digits, 10),
+    };
+    let clean: String = digits.chars().filter(|&c| c != '_').collect();
+    if clean.is_empty() || digits.starts_with('_') {
+        return Err("expected a decimal or 0x-hex number");
+    }
+    if !clean.chars().all(|c| c.is_digit(radix)) {
+        return Err(if suffix_ok {
+            "expected a decimal or 0x-hex number, optionally with a K/M/G/T suffix"
+        } else {
+            "expected a decimal or 0x-hex number"
+        });
+    }
+    let v = u64::from_str_radix(&clean, radix).map_err(|_| "does not fit in 64 bits")?;
+    v.checked_mul(1 << shift).ok_or("does not fit in 64 bits")
+}
+
+fn parse_flags(text: &str) -> Result<u32, &'static str> {
+    let mut flags = 0u32;
+    for part in text.split('|') {
+        flags |= match part {
+            "dirty" => KVM_MEM_LOG_DIRTY_PAGES,
+            "readonly" => KVM_MEM_READONLY,
+            _ => {
+                let v = parse_u64(part, false)
+                    .map_err(|_| "expected a number or dirty, readonly, joined with |")?;
+                u32::try_from(v).map_err(|_| "does not fit in 32 bits")?
+            }
+        };
+    }
+    Ok(flags)
+}
+
+fn parse_errno(text: &str) -> Result<i32, String> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let magnitude = if body.starts_with('E') {
+        errno_value(body).ok_or_else(|| format!("unknown errno name '{body}'"))?
+    } else {
+        let v = parse_u64(body, false).map_err(|why| bad(text, "errno", why))?;
+        // -2147483648 is the one value whose magnitude does not fit in i32.
+        if negative && v == 1 << 31 {
+            return Ok(i32::MIN);
+        }
+        i32::try_from(v).map_err(|_| bad(text, "errno", "does not fit in 32 bits"))?
+    };
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let text = "\
+# comment
+set as=0 id=3 gpa=0x100000 size=2M hva=0x7f0000000000 flags=dirty      # KVM_SET_USER_MEMORY_REGION
+
+kset as=0 id=509 gpa=0xfeffd000 size=0x3000 hva=0 flags=0
+lookup as=0 gfn=0x100
+id as=1 id=3
+fail-prepare errno=-12
+fail-prepare off
+set slot=0x10003 size=0 flags=dirty|readonly
+";
+        let ops = parse(text).unwrap();
+        assert_eq!(ops.len(), 7);
+        assert_eq!(
+            ops[0],
+            Op::Set(Region::new(0, 3, 0x100000, 2 << 20, 0x7f00_0000_0000, 1))
+        );
+        assert_eq!(
+            ops[1],
+            Op::KSet(Region::new(0, 509, 0xfeffd000, 0x3000, 0, 0))
+        );
+        assert_eq!(
+            ops[2],
+            Op::Lookup {
+                as_id: 0,
+                gfn: 0x100
+            }
+        );
+        assert_eq!(ops[3], Op::Id { as_id: 1, id: 3 });
+        assert_eq!(ops[4], Op::FailPrepare { errno: -12 });
+        assert_eq!(ops[5], Op::FailPrepare { errno: 0 });
+        assert_eq!(ops[6], Op::Set(Region::new(1, 3, 0, 0, 0, 3)));
+        assert_eq!(parse(&print(&ops)).unwrap(), ops);
+        assert_eq!(
+            ops[0].to_string(),
+            "set as=0 id=3 gpa=0x100000 size=2M hva=0x7f0000000000 flags=dirty"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_problem() {
+        let e = parse("\n\nsett id=1 size=0\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("unknown operation 'sett'"), "{e}");
+        assert_eq!(
+            e.in_file("a.scenario"),
+            format!("a.scenario:3: {}", e.message)
+        );
+        let e = parse("set id=1 gpa=zz size=0").unwrap_err();
+        assert!(e.message.starts_with("bad number 'zz' for gpa"), "{e}");
+        for (line, needle) in [
+            ("set id=1", "missing field 'size'"),
+            ("set size=0", "missing field 'id'"),
+            ("set id=1 size=0 size=1", "given twice"),
+            ("set id=1 size=0 color=red", "unknown field 'color'"),
+            ("set id=70000 size=0", "16 bits"),
+            ("set id=1 size=0x1_0000_0000_0000_0000", "64 bits"),
+            ("set id=1 size=16777216T", "64 bits"),
+            ("set id=1 size=0 flags=dirty|bogus", "for flags"),
+            ("set id=1 size=0 slot=3", "either slot"),
+            ("set id=1 size", "expected key=value"),
+            ("lookup as=0", "missing field 'gfn'"),
+            ("lookup as=0 gfn=1 id=2", "unknown field 'id'"),
+            ("fail-prepare", "needs"),
+            ("fail-prepare errno=-EWHAT", "unknown errno"),
+            ("id as=1K id=1", "bad number '1K' for as"),
+        ] {
+            let e = parse(line).unwrap_err();
+            assert!(e.message.contains(needle), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64("0x1_000", true), Ok(0x1000));
+        assert_eq!(parse_u64("640K", true), Ok(640 << 10));
+        assert_eq!(parse_u64("4g", true), Ok(4 << 30));
+        assert_eq!(parse_u64("18446744073709551615", false), Ok(u64::MAX));
+        assert!(parse_u64("4K", false).is_err());
+        assert!(parse_u64("-1", false).is_err());
+        assert!(parse_u64("0x", false).is_err());
+        assert_eq!(parse_errno("-ENOMEM"), Ok(-12));
+        assert_eq!(parse_errno("-2147483648"), Ok(i32::MIN));
+        assert_eq!(parse_errno("2147483647"), Ok(i32::MAX));
+    }
+
+    #[test]
+    fn canonical_forms() {
+        assert_eq!(size(640 << 10), "640K");
+        assert_eq!(size(3 << 30), "3G");
+        assert_eq!(size(0x3000), "12K");
+        assert_eq!(size(0x1001), "0x1001");
+        assert_eq!(size(0), "0");
+        assert_eq!(flags(3), "dirty|readonly");
+        assert_eq!(flags(0x10001), "0x10001");
+        assert_eq!(Op::FailPrepare { errno: 0 }.to_string(), "fail-prepare off");
+        assert_eq!(
+            expectation("# a\n# expect: steps=3 ok=1\nset"),
+            Some("steps=3 ok=1")
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! The fuzz targets' entry points, shared by `fuzz_targets/*.rs`, the `replay` command and the
+//! tests, so that every one of them decodes and checks an input in exactly the same way.
+//!
+//! * `differential`: everything: layouts, moves, deletes, dirty logging, private slots, both
+//!   address spaces, lookups, id queries, raw requests.
+//! * `lookups`: layouts plus dense lookups (edges, gaps, raw GFNs) and id queries.
+//! * `requests`: raw request fields from validation edge values (validation order, errno).
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::decode::{decode, Config, Program, MAX_OPS};
+use crate::generate::Weights;
+use crate::report::{render, Context};
+use crate::runner::{run, Stats};
+use crate::{scenario, sha1};
+
+/// A fuzz target (and its input decoding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Differential,
+    Lookups,
+    Requests,
+}
+
+impl Target {
+    pub const ALL: [Target; 3] = [Target::Differential, Target::Lookups, Target::Requests];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Differential => "differential",
+            Target::Lookups => "lookups",
+            Target::Requests => "requests",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The decoding this target uses.
+    pub fn config(self) -> &'static Config {
+        static CONFIGS: OnceLock<[Config; 3]> = OnceLock::new();
+        let configs = CONFIGS.get_or_init(|| {
+            let config = |weights| Config {
+                weights,
+                allow_fail_prepare: false,
+                max_ops: MAX_OPS,
+            };
+            [
+                config(Weights::differential()),
+                config(Weights::lookups()),
+                config(Weights::requests()),
+            ]
+        });
+        &configs[self as usize]
+    }
+
+    /// The target a path belongs to: `.../corpus/<target>/...` or `.../artifacts/<target>/...`.
+    pub fn infer(path: &Path) -> Option<Target> {
+        let parts: Vec<String> = path
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        parts.windows(2).find_map(|w| match w[0].as_str() {
+            "corpus" | "artifacts" => Target::from_name(&w[1]),
+            _ => None,
+        })
+    }
+
+    /// Decode an input as this target does.
+    pub fn decode(self, data: &[u8]) -> Program {
+        decode(self.config(), data)
+    }
+}
+
+/// Decode and check an input; on divergence, the rendered report.
+pub fn check(target: Target, data: &[u8], ctx: &Context) -> Result<Stats, String> {
+    let program = target.decode(data);
+    let result = run(&program.ops);
+    match result.divergence {
+        None => Ok(result.stats),
+        Some(d) => Err(render(&d, ctx)),
+    }
+}
+
+/// What a fuzz target does with an input: decode, run every implementation, and panic with the
+/// divergence report if they disagree. The scenario text is also written next to the crash
+/// artifact libFuzzer is about to save (`<artifact_prefix>crash-<sha1>.scenario`), so that the
+/// report's replay command works as printed.
+pub fn fuzz(target: Target, data: &[u8]) {
+    let program = target.decode(data);
+    let result = run(&program.ops);
+    if let Some(d) = result.divergence {
+        let mut ctx = Context {
+            target: Some(target.name().to_string()),
+            ..Context::default()
+        };
+        let args: Vec<String> = std::env::args().collect();
+        let prefix = args
+            .iter()
+            .find_map(|a| a.strip_prefix("-artifact_prefix="))
+            .unwrap_or("");
+        let artifact = format!("{prefix}crash-{}", sha1::hex(data));
+        ctx.input = Some(format!("{artifact} (libFuzzer saves the input there)"));
+        // Minimizing re-runs crashing inputs many times: don't litter.
+        let minimizing = args
+            .iter()
+            .any(|a| a.starts_with("-minimize_crash=1") || a.starts_with("-merge="));
+        if !minimizing {
+            let file = format!("{artifact}.scenario");
+            let text = format!(
+                "# divergence found by fuzz target `{}`; artifact {artifact}\n{}",
+                target.name(),
+                scenario::print(&d.ops)
+            );
+            if std::fs::write(&file, text).is_ok() {
+                ctx.replay = Some(Context::replay_command(&file, None));
+            }
+        }
+        if ctx.replay.is_none() {
+            ctx.replay = Some(Context::replay_command(&artifact, Some(target.name())));
+        }
+        panic!("\n{}", render(&d, &ctx));
+    }
+}
+
+/// `fuzz_target!(|data: &[u8]| memslot_diff::targets::differential(data));`
+pub fn differential(data: &[u8]) {
+    fuzz(Target::Differential, data)
+}
+
+/// `fuzz_target!(|data: &[u8]| memslot_diff::targets::lookups(data));`
+pub fn lookups(data: &[u8]) {
+    fuzz(Target::Lookups, data)
+}
+
+/// `fuzz_target!(|data: &[u8]| memslot_diff::targets::requests(data));`
+pub fn requests(data: &[u8]) {
+    fuzz(Target::Requests, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_inferred_from_paths() {
+        let t = |p: &str| Target::infer(Path::new(p));
+        assert_eq!(t("corpus/lookups/seeds/pc.scenario"), Some(Target::Lookups));
+        assert_eq!(
+            t("/x/fuzz/artifacts/requests/crash-00"),
+            Some(Target::Requests)
+        );
+        assert_eq!(
+            t("fuzz/corpus/differential/abc"),
+            Some(Target::Differential)
+        );
+        assert_eq!(t("/tmp/crash-00"), None);
+        assert_eq!(t("corpus/README"), None);
+    }
+}

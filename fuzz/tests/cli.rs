@@ -1,0 +1,261 @@
+//! The `memslot-diff` command, called through `memslot_diff::cli::run_with`.
+
+use std::path::{Path, PathBuf};
+
+use memslot_diff::cli::run_with;
+use memslot_diff::decode::encode;
+use memslot_diff::{scenario, Target};
+
+fn memslot_diff(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run_with(&args, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("memslot-diff-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, content: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.display().to_string()
+}
+
+/// The pre port mishandles a failing arch prepare on DELETE (it leaves the INVALID copy
+/// installed: kvm-memslot-facts.md §2.7, fixed before the seed patch). The report must say so.
+#[test]
+fn fail_prepare_on_delete_shows_the_pre_port_diverging() {
+    let dir = temp_dir("failprep");
+    let file = write(
+        &dir,
+        "failprep.scenario",
+        b"set as=0 id=1 gpa=0x100000 size=2M hva=0x7f0000000000 flags=0\n\
+          set as=0 id=2 gpa=0 size=64K hva=0x7f0000200000 flags=dirty\n\
+          fail-prepare errno=-ENOMEM\n\
+          set as=0 id=1 gpa=0x100000 size=0 hva=0x7f0000000000 flags=0\n\
+          lookup as=0 gfn=0x100\n",
+    );
+    let (code, out, _) = memslot_diff(&["replay", &file]);
+    assert_eq!(code, 1, "{out}");
+    for needle in [
+        "DIVERGE",
+        "step 4 of 5:  set as=0 id=1 gpa=0x100000 size=0",
+        "differs: array of AS 0 (index 0)",
+        "pre     id 1 base 0x100 npages 0x200 flags INVALID",
+        "post    id 1 base 0x100 npages 0x200 flags 0 ",
+        "also differs at this step: generation of AS 0",
+        "core    -ENOMEM (Arch(-12))",
+        "INVALID !",
+        "generation | 8                  | 6 !",
+        "<== diverges here",
+        &format!("replay:  cargo memslot-diff replay {file}"),
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    // The same request without the failing prepare: everyone agrees.
+    let ok = write(
+        &dir,
+        "ok.scenario",
+        b"set id=1 gpa=0x100000 size=2M\nset id=1 gpa=0x100000 size=0\n",
+    );
+    assert_eq!(memslot_diff(&["replay", &ok]).0, 0);
+}
+
+#[test]
+fn malformed_input_is_reported_with_file_and_line() {
+    let dir = temp_dir("malformed");
+    let typo = write(
+        &dir,
+        "typo.scenario",
+        b"# fine\nset id=1 gpa=0 size=4K\nsett id=2 size=0\n",
+    );
+    let (code, _, err) = memslot_diff(&["replay", &typo]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{typo}:3: unknown operation 'sett'")),
+        "{err}"
+    );
+    let number = write(&dir, "number.scenario", b"set id=1 gpa=zz size=4K\n");
+    let (code, _, err) = memslot_diff(&["replay", &number]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{number}:1: bad number 'zz' for gpa")),
+        "{err}"
+    );
+    // Without the .scenario extension a text file is still recognised as a scenario.
+    let plain = write(
+        &dir,
+        "plain-typo",
+        b"set id=1 gpa=0 size=4K\nsett id=2 size=0\n",
+    );
+    assert!(memslot_diff(&["replay", &plain])
+        .2
+        .contains(":2: unknown operation 'sett'"));
+    let (code, _, err) = memslot_diff(&["replay", &dir.join("missing").display().to_string()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("missing"), "{err}");
+    let (code, _, err) = memslot_diff(&["replay", "--bogus", &typo]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown option '--bogus'"), "{err}");
+    // A truncated artifact replays what the fuzz target would run, with a note.
+    let mut bytes = encode(&scenario::parse("set id=1 gpa=0 size=4K\nlookup gfn=0\n").unwrap());
+    bytes.truncate(bytes.len() - 4);
+    let artifact = write(&dir, "crash-truncated", &bytes);
+    let (code, out, err) = memslot_diff(&["replay", &artifact]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("byte 33: the input ends inside an operation"),
+        "{err}"
+    );
+    // A directory with one bad file: the others still run, the status says bad input.
+    let (code, out, _) = memslot_diff(&["replay", &dir.display().to_string()]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("crash-truncated: all implementations agree"),
+        "{out}"
+    );
+}
+
+#[test]
+fn artifacts_format_to_scenarios_and_encode_back() {
+    let dir = temp_dir("fmt");
+    // Random-looking bytes under artifacts/lookups/: decoded as the lookups target.
+    let sub = dir.join("artifacts").join("lookups");
+    std::fs::create_dir_all(&sub).unwrap();
+    let data: Vec<u8> = (0u32..300)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let artifact = write(&sub, "crash-1234", &data);
+    let (code, text, _) = memslot_diff(&["fmt", &artifact]);
+    assert_eq!(code, 0);
+    assert!(text.contains("decoded as fuzz target `lookups`"), "{text}");
+    let ops = scenario::parse(&text).unwrap();
+    assert_eq!(ops, Target::Lookups.decode(&data).ops);
+    assert!(ops.len() > 10);
+    let scenario_file = write(&dir, "from-artifact.scenario", text.as_bytes());
+    let bytes_file = dir.join("roundtrip.bin").display().to_string();
+    let (code, out, err) =
+        memslot_diff(&["encode", "--target", "lookups", &scenario_file, &bytes_file]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        Target::Lookups
+            .decode(&std::fs::read(&bytes_file).unwrap())
+            .ops,
+        ops
+    );
+    // Same verdict and summary either way.
+    let (c1, o1, _) = memslot_diff(&["replay", "--summary", &artifact]);
+    let (c2, o2, _) = memslot_diff(&[
+        "replay",
+        "--summary",
+        "--target",
+        "lookups",
+        "--bytes",
+        &bytes_file,
+    ]);
+    let (c3, o3, _) = memslot_diff(&["replay", "--summary", &scenario_file]);
+    assert_eq!((c1, c2, c3), (0, 0, 0));
+    let summary = |o: &str| {
+        o.lines()
+            .find(|l| l.starts_with("# expect:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(summary(&o1), summary(&o2));
+    assert_eq!(summary(&o1), summary(&o3));
+}
+
+#[test]
+fn json_shows_every_step_of_every_implementation() {
+    let dir = temp_dir("json");
+    let file = write(
+        &dir,
+        "two.scenario",
+        b"set id=1 gpa=0x1000 size=8K flags=dirty\nlookup gfn=2\n",
+    );
+    let (code, out, _) = memslot_diff(&["replay", "--json", &file]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["agree"], true);
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(
+        steps[0]["op"],
+        "set as=0 id=1 gpa=0x1000 size=8K hva=0 flags=dirty"
+    );
+    for name in ["core", "pre", "post", "oracle"] {
+        assert_eq!(
+            steps[1]["states"][name][0]["slots"][0]["base_gfn"], 1,
+            "{name}"
+        );
+        assert_eq!(steps[1]["verdicts"][name]["Lookup"]["index"], 0, "{name}");
+    }
+}
+
+#[test]
+fn generate_stress_and_seed_corpus() {
+    let (code, text, _) = memslot_diff(&["generate", "--seed", "0x2a", "--kind", "realistic"]);
+    assert_eq!(code, 0);
+    assert!(scenario::parse(&text).unwrap().len() > 20);
+    let dir = temp_dir("stress");
+    let out_dir = dir.join("out").display().to_string();
+    let (code, out, _) =
+        memslot_diff(&["stress", "--seed", "7", "--iters", "6", "--out", &out_dir]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("6 programs")
+            && out.contains("programs/s")
+            && out.contains("all implementations agree"),
+        "{out}"
+    );
+    let corpus = dir.join("corpus");
+    let seeds = corpus.join("requests").join("seeds");
+    std::fs::create_dir_all(&seeds).unwrap();
+    write(
+        &seeds,
+        "a.scenario",
+        b"set id=1 gpa=0 size=4K\nlookup gfn=0\n",
+    );
+    write(&seeds, "b.scenario", b"fail-prepare errno=-12\n");
+    let fuzz_corpus = dir.join("fuzz-corpus");
+    let (code, out, _) = memslot_diff(&[
+        "seed-corpus",
+        "--corpus",
+        &corpus.display().to_string(),
+        "--out",
+        &fuzz_corpus.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("skipped") && out.contains("wrote 1 inputs"),
+        "{out}"
+    );
+    let bytes = std::fs::read(fuzz_corpus.join("requests").join("seeds-a")).unwrap();
+    assert_eq!(
+        Target::Requests.decode(&bytes).ops,
+        scenario::parse("set id=1 gpa=0 size=4K\nlookup gfn=0\n").unwrap()
+    );
+}
+
+/// A known bug of both ports, fixed upstream by b6467ab142b7: with all 512 slots in use, a lookup
+/// below every slot reads `memslots[512]`, past the fixed array. The harness must report it.
+#[test]
+fn lookup_below_all_512_slots_shows_the_ports_reading_past_the_array() {
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/known/lookup-below-512-slots.scenario");
+    let (code, out, _) = memslot_diff(&["replay", &file.display().to_string()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("core    none (NULL)"), "{out}");
+    assert!(out.contains("pre     slot id 22 at index 512"), "{out}");
+    assert!(out.contains("post    slot id 22 at index 512"), "{out}");
+    assert!(out.contains("oracle  none (NULL)"), "{out}");
+}

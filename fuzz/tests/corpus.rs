@@ -1,0 +1,155 @@
+//! Replays every file under `corpus/` through exactly the decoding its fuzz target uses, and
+//! fails if any implementation disagrees or if a file's observable behaviour changed.
+//!
+//! * Scenario text (`*.scenario`) is encoded to the target's byte form, which must decode back
+//!   to the same program, and that byte input is checked by `targets::check`, as the fuzz
+//!   target would. (`fail-prepare` is not part of the fuzz targets' language: a seed using it is
+//!   replayed as text, and the test checks that fail-prepare is the only thing the bytes lose.)
+//! * Other files are fuzz artifacts, decoded as the target directory says.
+//! * Expected outcomes: `fuzz/tests/corpus.expected` holds one line per file,
+//!   `<path> <summary>` (`replay --summary` prints the summary: steps, return codes, lookup
+//!   hits and misses, final used_slots and generation per AS). A file whose summary no longer
+//!   matches fails the test, so a behaviour change shared by every implementation is noticed
+//!   too. Files not listed yet are replayed and reported; refresh the list with
+//!   `MEMSLOT_DIFF_BLESS=1 cargo test -p memslot-diff --test corpus`. A `# expect:` line in the
+//!   file itself takes precedence.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use memslot_diff::corpus::{self, Format};
+use memslot_diff::decode::encode;
+use memslot_diff::report::{render, Context};
+use memslot_diff::{run, Op, Target};
+
+const EXPECTED: &str = "tests/corpus.expected";
+
+fn expected() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(EXPECTED))
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(p, s)| (p.to_string(), s.trim().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_corpus_file_agrees_and_behaves_as_recorded() {
+    let root = corpus::root();
+    let expected = expected();
+    let mut seen = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut steps = 0;
+    for target in Target::ALL {
+        for kind in ["seeds", "regressions"] {
+            let dir = root.join("corpus").join(target.name()).join(kind);
+            if !dir.is_dir() {
+                continue;
+            }
+            for file in corpus::files(&dir).expect("corpus directory") {
+                let rel = file
+                    .strip_prefix(&root)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string();
+                let loaded = match corpus::load(&file, Some(target), None) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        failures.push(e);
+                        continue;
+                    }
+                };
+                let ctx = Context {
+                    target: Some(target.name().to_string()),
+                    input: Some(rel.clone()),
+                    replay: Some(Context::replay_command(&rel, None)),
+                    note: None,
+                };
+                // The byte form the fuzz target sees, and its decoding.
+                let bytes = match loaded.format {
+                    Format::Text => encode(&loaded.ops),
+                    Format::Bytes => std::fs::read(&file).expect("readable"),
+                };
+                let decoded = target.decode(&bytes).ops;
+                let without: Vec<Op> = loaded
+                    .ops
+                    .iter()
+                    .copied()
+                    .filter(|op| !matches!(op, Op::FailPrepare { .. }))
+                    .collect();
+                let summary = if decoded == loaded.ops {
+                    match memslot_diff::targets::check(target, &bytes, &ctx) {
+                        Ok(stats) => stats.summary(),
+                        Err(report) => {
+                            failures.push(report);
+                            continue;
+                        }
+                    }
+                } else if decoded == without && loaded.format == Format::Text {
+                    let result = run(&loaded.ops);
+                    match result.divergence {
+                        None => result.stats.summary(),
+                        Some(d) => {
+                            failures.push(render(&d, &ctx));
+                            continue;
+                        }
+                    }
+                } else {
+                    failures.push(format!(
+                        "{rel}: the {} target's decoding changes the program",
+                        target.name()
+                    ));
+                    continue;
+                };
+                let count: usize = summary
+                    .split_whitespace()
+                    .next()
+                    .and_then(|s| s.strip_prefix("steps="))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                assert_eq!(
+                    count,
+                    loaded.ops.len(),
+                    "{rel}: every operation must have been checked"
+                );
+                steps += count;
+                let want = loaded
+                    .expect
+                    .clone()
+                    .or_else(|| expected.get(&rel).cloned());
+                match want {
+                    Some(want) if want != summary => failures.push(format!(
+                        "{rel}: behaviour changed\n  expected: {want}\n  now:      {summary}\n  (if intended: MEMSLOT_DIFF_BLESS=1 cargo test -p memslot-diff --test corpus)"
+                    )),
+                    Some(_) => {}
+                    None => println!("note: {rel} has no recorded outcome yet: {summary}"),
+                }
+                seen.insert(rel, summary);
+            }
+        }
+    }
+    if std::env::var_os("MEMSLOT_DIFF_BLESS").is_some() {
+        let mut text = String::from("# Expected replay summaries of corpus/ (see tests/corpus.rs). Regenerate with\n# MEMSLOT_DIFF_BLESS=1 cargo test -p memslot-diff --test corpus\n");
+        for (path, summary) in &seen {
+            text.push_str(&format!("{path} {summary}\n"));
+        }
+        std::fs::write(Path::new(env!("CARGO_MANIFEST_DIR")).join(EXPECTED), text)
+            .expect("write expectations");
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+    assert!(
+        seen.len() >= 10,
+        "only {} corpus files found under {}",
+        seen.len(),
+        root.display()
+    );
+    assert!(steps >= 1000, "the corpus checked only {steps} steps");
+    let stale: Vec<&String> = expected.keys().filter(|k| !seen.contains_key(*k)).collect();
+    assert!(
+        stale.is_empty(),
+        "recorded outcomes for files that are gone: {stale:?} (bless again)"
+    );
+}
