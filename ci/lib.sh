@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# Shared by ci/setup, ci/fuzz and .ci/run: where things are and how to reach the tools.
+
+MEMSLOT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export MEMSLOT_ROOT
+FUZZ_TARGETS=(differential lookups requests)
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+
+# A clang for the C ports' fuzzing instrumentation: $CC if it is one, else the newest on PATH.
+find_clang() {
+    local c
+    for c in ${CC:-} clang clang-22 clang-21 clang-20 clang-19 clang-18 clang-17 clang-16 clang-15 clang-14; do
+        if command -v "$c" >/dev/null 2>&1 && "$c" --version 2>/dev/null | grep -q clang; then
+            echo "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Installs clang-19 from Debian when no clang is present and we may use apt; else explains.
+ensure_clang() {
+    find_clang >/dev/null && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing clang-19 (instruments the C ports when fuzzing)"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-19 llvm-19 >/dev/null
+    fi
+    find_clang >/dev/null || {
+        say "no clang found: the C ports will be fuzzed WITHOUT coverage feedback or ASan." \
+            "Install one (apt-get install clang-19) or set CC to a clang."
+        return 1
+    }
+}
+
+# `cargo fuzz` needs nightly features: the nightly toolchain if installed, else stable
+# with RUSTC_BOOTSTRAP=1. Sets CARGO_FUZZ as an array to run.
+select_fuzz_toolchain() {
+    if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+        CARGO_FUZZ=(cargo +nightly fuzz)
+    else
+        export RUSTC_BOOTSTRAP=1
+        CARGO_FUZZ=(cargo fuzz)
+    fi
+}
+
+ensure_cargo_fuzz() {
+    cargo fuzz --version >/dev/null 2>&1 && return 0
+    say "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+}
