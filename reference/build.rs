@@ -57,6 +57,9 @@ fn main() {
 #[derive(Default)]
 struct Instrumentation {
     fuzzer: bool,
+    /// The Rust side traces comparisons (cargo-fuzz's default; `--no-trace-compares` drops
+    /// it). `-fsanitize=fuzzer-no-link` implies trace-cmp for C, so it is removed to match.
+    trace_compares: bool,
     sanitizers: Vec<String>,
     coverage: bool,
 }
@@ -76,14 +79,16 @@ impl Instrumentation {
                     .collect()
             })
             .unwrap_or_default();
-        let coverage = env::var("CARGO_ENCODED_RUSTFLAGS")
-            .map(|f| {
-                f.split('\x1f')
-                    .any(|flag| flag.contains("instrument-coverage"))
-            })
-            .unwrap_or(false);
+        let rustflags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+        let has_flag = |name: &str| rustflags.split('\x1f').any(|flag| flag.contains(name));
+        let coverage = has_flag("instrument-coverage");
+        // Without sanitizer-coverage options in RUSTFLAGS (a custom fuzzing build), keep
+        // clang's default: trace comparisons.
+        let trace_compares =
+            has_flag("sanitizer-coverage-trace-compares") || !has_flag("sanitizer-coverage");
         Self {
             fuzzer,
+            trace_compares,
             sanitizers,
             coverage,
         }
@@ -109,6 +114,9 @@ impl Instrumentation {
         let mut flags = Vec::new();
         if self.fuzzer {
             flags.push("-fsanitize=fuzzer-no-link".to_owned());
+            if !self.trace_compares {
+                flags.push("-fno-sanitize-coverage=trace-cmp".to_owned());
+            }
         }
         for sanitizer in &self.sanitizers {
             flags.push(format!("-fsanitize={sanitizer}"));

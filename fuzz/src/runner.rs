@@ -15,13 +15,14 @@
 
 use std::collections::BTreeMap;
 
+use memslot_reference::{api_slot_bytes, ApiSlot};
 use serde::Serialize;
 
 use crate::implementations::core::CoreImpl;
-use crate::implementations::oracle::Oracle;
+use crate::implementations::oracle::{packed_slot, Oracle};
 use crate::implementations::port::PortImpl;
-use crate::implementations::{check_snapshot, Found, Implementation, Slot, SpaceSnapshot};
-use crate::ops::{errno_name, Op, KVM_ADDRESS_SPACE_NUM, MAX_GFN};
+use crate::implementations::{check_snapshot, Found, Implementation, Quick, Slot, SpaceSnapshot};
+use crate::ops::{errno_name, Op, KVM_ADDRESS_SPACE_NUM, KVM_MEM_SLOTS_NUM, MAX_GFN};
 use crate::report::found_text;
 
 /// Above this many slots in an address space, probes cover only the region an operation touched.
@@ -195,9 +196,14 @@ pub struct Runner {
     /// Array of each AS after the last probed step (from the first implementation), and the
     /// (generation, LRU hints) it was probed with, to skip probing an unchanged state.
     probed: Vec<Option<(u64, Vec<Option<i64>>)>>,
-    layouts: Vec<Vec<Slot>>,
+    /// Array of each AS after the last step that compared it (the one all agreed on).
+    layouts: Vec<Vec<ApiSlot>>,
+    /// Buffer for the array being probed, reused across steps.
+    current: Vec<ApiSlot>,
     /// Snapshot buffers, one per implementation, reused across steps.
     snaps: Vec<SpaceSnapshot>,
+    /// Buffer for the fast path's per-implementation answers.
+    quicks: Vec<Quick>,
     /// Address spaces some request has named so far.
     requested: Vec<bool>,
 }
@@ -215,7 +221,9 @@ impl Runner {
             stats: Stats::default(),
             probed: vec![None; n],
             layouts: vec![Vec::new(); n],
+            current: Vec::new(),
             snaps: Vec::new(),
+            quicks: Vec::new(),
             requested: vec![false; n],
         }
     }
@@ -309,45 +317,26 @@ impl Runner {
         } else {
             touched.into_iter().collect()
         };
-        let mut snaps = std::mem::take(&mut self.snaps);
-        snaps.resize_with(self.impls.len(), SpaceSnapshot::default);
         for &as_id in &spaces {
-            for (imp, snap) in self.impls.iter_mut().zip(snaps.iter_mut()) {
-                imp.snapshot_into(as_id, full, snap);
-            }
-            let before = findings.len();
-            self.compare_states(as_id, &snaps, &mut findings);
-            // Equal snapshots satisfy the generic invariants together: check one (with an LRU).
-            let agreed = findings.len() == before;
-            for (k, (imp, snap)) in self.impls.iter_mut().zip(&snaps).enumerate() {
-                let generic = if agreed && k > 0 && snap.lru.is_some() == snaps[0].lru.is_some() {
-                    Ok(())
-                } else {
-                    check_snapshot(snap)
-                };
-                if let Err(e) = generic.and_then(|()| imp.check_invariants(&[as_id], full)) {
-                    findings.push((
-                        format!("invariant of {}: AS {as_id}: {e}", imp.name()),
-                        Vec::new(),
-                    ));
-                }
-            }
-            self.stats.max_used = self.stats.max_used.max(snaps[0].used_slots);
             let a = usize::from(as_id);
-            if findings.is_empty() && self.opts.probes {
-                let before = std::mem::take(&mut self.layouts[a]);
-                self.probe(
-                    as_id,
-                    op,
-                    snaps[0].generation,
-                    &snaps[0].slots,
-                    &before,
-                    &mut findings,
-                );
+            if let Some(q) = self.fast_compare(as_id, full) {
+                // Everything the slow path below compares and checks agrees: the array all
+                // implementations share is the probes' layout.
+                self.stats.max_used = self.stats.max_used.max(q.used_slots);
+                let mut now = std::mem::take(&mut self.current);
+                now.clear();
+                now.extend_from_slice(self.impls[0].quick_array());
+                let before = std::mem::replace(&mut self.layouts[a], now);
+                if findings.is_empty() && self.opts.probes {
+                    let now = std::mem::take(&mut self.layouts[a]);
+                    self.probe(as_id, op, q.generation, &now, &before, &mut findings);
+                    self.layouts[a] = now;
+                }
+                self.current = before;
+            } else {
+                self.slow_compare(as_id, op, full, &mut findings);
             }
-            self.layouts[a].clone_from(&snaps[0].slots);
         }
-        self.snaps = snaps;
         // The address spaces not compared in full: generation and used_slots.
         for as_id in (0..KVM_ADDRESS_SPACE_NUM).filter(|a| !spaces.contains(a)) {
             let summaries: Vec<(u64, i64)> =
@@ -367,6 +356,101 @@ impl Runner {
             .or(touched)
             .unwrap_or(0);
         (verdicts, findings, shown)
+    }
+
+    /// The fast path: every implementation's [`Implementation::quick`] answer, the arrays
+    /// compared as bytes, the generic invariants checked once on the shared state, then each
+    /// implementation's own. `Some` only if all of it holds, which is exactly when
+    /// [`Runner::slow_compare`] finds nothing (see the comments); on `None` the runner takes
+    /// the slow path, which finds and reports what differs.
+    fn fast_compare(&mut self, as_id: u16, full: bool) -> Option<Quick> {
+        self.quicks.clear();
+        for imp in self.impls.iter_mut() {
+            let q = imp.quick(as_id)?;
+            self.quicks.push(q);
+        }
+        let q0 = self.quicks[0];
+        // used_slots and generation equal; every implementation's index map is the inverse of
+        // its array and its walk is its array's ids (so, with equal arrays, the index maps
+        // and walks are equal too, and inverse of the array as `check_snapshot` wants).
+        let mut lru = None;
+        for q in &self.quicks {
+            if q.used_slots != q0.used_slots
+                || q.generation != q0.generation
+                || !q.index_is_inverse
+                || !q.walk_is_array
+            {
+                return None;
+            }
+            // The LRU hints of the implementations that have one are equal.
+            if let Some(l) = q.lru {
+                if lru.is_some_and(|k| k != l) {
+                    return None;
+                }
+                lru = Some(l);
+            }
+        }
+        // Equal arrays: byte for byte, which is every `Slot` field (and the ports' dirty
+        // bitmap presence, see `packed_slot`).
+        let shared = self.impls[0].quick_array();
+        let bytes = api_slot_bytes(shared);
+        if shared.len() as i64 != q0.used_slots
+            || self.impls[1..]
+                .iter()
+                .any(|imp| api_slot_bytes(imp.quick_array()) != bytes)
+        {
+            return None;
+        }
+        // `check_snapshot` of the shared state (the checks the agreement above does not
+        // already cover): used_slots in range, npages > 0, ids in range, strictly descending
+        // bases without overlap, the LRU hint inside the array bounds.
+        if !(0..=i64::from(KVM_MEM_SLOTS_NUM)).contains(&q0.used_slots)
+            || !shared_array_ok(shared)
+            || lru.is_some_and(|l| !(0..i64::from(KVM_MEM_SLOTS_NUM)).contains(&l))
+        {
+            return None;
+        }
+        for imp in self.impls.iter_mut() {
+            if !imp.quick_invariants(as_id, full) {
+                return None;
+            }
+        }
+        Some(q0)
+    }
+
+    /// Snapshots of `as_id` from every implementation, compared and checked; then the probes.
+    fn slow_compare(&mut self, as_id: u16, op: &Op, full: bool, findings: &mut Findings) {
+        let mut snaps = std::mem::take(&mut self.snaps);
+        snaps.resize_with(self.impls.len(), SpaceSnapshot::default);
+        for (imp, snap) in self.impls.iter_mut().zip(snaps.iter_mut()) {
+            imp.snapshot_into(as_id, full, snap);
+        }
+        let before = findings.len();
+        self.compare_states(as_id, &snaps, findings);
+        // Equal snapshots satisfy the generic invariants together: check one (with an LRU).
+        let agreed = findings.len() == before;
+        for (k, (imp, snap)) in self.impls.iter_mut().zip(&snaps).enumerate() {
+            let generic = if agreed && k > 0 && snap.lru.is_some() == snaps[0].lru.is_some() {
+                Ok(())
+            } else {
+                check_snapshot(snap)
+            };
+            if let Err(e) = generic.and_then(|()| imp.check_invariants(&[as_id], full)) {
+                findings.push((
+                    format!("invariant of {}: AS {as_id}: {e}", imp.name()),
+                    Vec::new(),
+                ));
+            }
+        }
+        self.stats.max_used = self.stats.max_used.max(snaps[0].used_slots);
+        let a = usize::from(as_id);
+        let now: Vec<ApiSlot> = snaps[0].slots.iter().map(packed_slot).collect();
+        if findings.is_empty() && self.opts.probes {
+            let before = std::mem::take(&mut self.layouts[a]);
+            self.probe(as_id, op, snaps[0].generation, &now, &before, findings);
+        }
+        self.layouts[a] = now;
+        self.snaps = snaps;
     }
 
     fn count(&mut self, verdict: &Verdict) {
@@ -499,8 +583,8 @@ impl Runner {
         as_id: u16,
         op: &Op,
         generation: u64,
-        layout: &[Slot],
-        before: &[Slot],
+        layout: &[ApiSlot],
+        before: &[ApiSlot],
         findings: &mut Findings,
     ) {
         let a = usize::from(as_id);
@@ -646,7 +730,7 @@ fn apply(imp: &mut dyn Implementation, op: &Op) -> Verdict {
 /// The GFNs and ids to probe after `op`. Small layouts are probed everywhere; large ones
 /// around the slots the operation touched (`before` is the layout before it), plus 0 and the
 /// top of the GFN space.
-pub fn probe_points(layout: &[Slot], before: &[Slot], op: &Op) -> (Vec<u64>, Vec<u16>) {
+pub fn probe_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Vec<u64>, Vec<u16>) {
     let mut gfns = vec![0, 1, MAX_GFN, u64::MAX >> 12, u64::MAX];
     let mut ids: Vec<u16> = vec![0, 1, 508, 509, 510, 511, 512, u16::MAX];
     match op {
@@ -666,10 +750,10 @@ pub fn probe_points(layout: &[Slot], before: &[Slot], op: &Op) -> (Vec<u64>, Vec
         match op {
             Op::Set(r) | Op::KSet(r) => {
                 around(r.guest_phys_addr >> 12);
-                if let Some(old) = before.iter().find(|s| s.id == i32::from(r.id())) {
+                if let Some(old) = before.iter().find(|s| i32::from(s.id) == i32::from(r.id())) {
                     around(old.base_gfn);
                 }
-                if let Some(now) = layout.iter().find(|s| s.id == i32::from(r.id())) {
+                if let Some(now) = layout.iter().find(|s| i32::from(s.id) == i32::from(r.id())) {
                     around(now.base_gfn);
                 }
             }
@@ -684,10 +768,10 @@ pub fn probe_points(layout: &[Slot], before: &[Slot], op: &Op) -> (Vec<u64>, Vec
     };
     for &i in &chosen {
         let s = &layout[i];
-        let end = s.end_gfn();
+        let end = s.base_gfn.saturating_add(s.npages);
         gfns.extend([s.base_gfn, end - 1, s.base_gfn.wrapping_sub(1), end]);
         if let Some(lower) = layout.get(i + 1) {
-            let gap_start = lower.end_gfn();
+            let gap_start = lower.base_gfn.saturating_add(lower.npages);
             if s.base_gfn > gap_start + 1 {
                 gfns.push(gap_start + (s.base_gfn - gap_start) / 2);
             }
@@ -699,6 +783,18 @@ pub fn probe_points(layout: &[Slot], before: &[Slot], op: &Op) -> (Vec<u64>, Vec
     ids.sort_unstable();
     ids.dedup();
     (gfns, ids)
+}
+
+/// The per-entry part of [`check_snapshot`] on an array in the ports' copy format: npages > 0,
+/// ids below `KVM_MEM_SLOTS_NUM`, bases strictly descending, no two neighbours overlapping.
+fn shared_array_ok(slots: &[ApiSlot]) -> bool {
+    let entry_ok = |s: &ApiSlot| s.npages != 0 && (0..KVM_MEM_SLOTS_NUM as i16).contains(&s.id);
+    slots.first().map_or(true, entry_ok)
+        && slots.windows(2).all(|w| {
+            entry_ok(&w[1])
+                && w[0].base_gfn > w[1].base_gfn
+                && w[1].base_gfn.saturating_add(w[1].npages) <= w[0].base_gfn
+        })
 }
 
 fn all_equal<T: PartialEq>(values: &[T]) -> bool {

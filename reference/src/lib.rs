@@ -29,6 +29,58 @@ pub const KVM_ADDRESS_SPACE_NUM: usize = 2;
 /// `struct kvm_userspace_memory_region`, shared with the C side.
 pub type KvmUserspaceMemoryRegion = ffi::MemslotApiRegion;
 
+/// One array entry exactly as the C side copies it out (`struct memslot_api_slot`): 32 bytes
+/// without padding, so that arrays of them compare as bytes ([`api_slot_bytes`]).
+pub type ApiSlot = ffi::MemslotApiSlot;
+
+const _: () = assert!(
+    std::mem::size_of::<ApiSlot>() == 8 + 8 + 8 + 4 + 2 + 1 + 1,
+    "ApiSlot has no padding"
+);
+
+/// The bytes of an array of [`ApiSlot`]s, for a `memcmp`-speed comparison.
+pub fn api_slot_bytes(slots: &[ApiSlot]) -> &[u8] {
+    // SAFETY: ApiSlot is repr(C), made of integers only and has no padding (asserted above),
+    // so every byte of the slice is initialised; u8 has no alignment requirement.
+    unsafe { std::slice::from_raw_parts(slots.as_ptr().cast::<u8>(), std::mem::size_of_val(slots)) }
+}
+
+/// A borrowed view of one `struct kvm_memslots` as copied out of a port by
+/// [`PortVm::state_ref`]: nothing is converted or allocated.
+#[derive(Clone, Copy, Debug)]
+pub struct StateRef<'a> {
+    pub generation: u64,
+    pub used_slots: i32,
+    pub lru_slot: i32,
+    /// Entries allocated in `memslots[]`.
+    pub capacity: usize,
+    /// `memslots[0 .. min(capacity, max_entries)]`.
+    pub entries: &'a [ApiSlot],
+    /// All `KVM_MEM_SLOTS_NUM` values of `id_to_index[]`.
+    pub id_to_index: &'a [i16; KVM_MEM_SLOTS_NUM],
+}
+
+impl StateRef<'_> {
+    /// The owned, converted copy [`PortVm::state`] returns.
+    pub fn to_raw(&self) -> RawState {
+        RawState {
+            generation: self.generation,
+            used_slots: self.used_slots,
+            lru_slot: self.lru_slot,
+            capacity: self.capacity,
+            entries: self.entries.iter().map(RawSlot::from).collect(),
+            id_to_index: self.id_to_index.to_vec(),
+        }
+    }
+}
+
+thread_local! {
+    /// State buffers of dropped VMs, reused by the next ones: a fuzzer creates VMs for every
+    /// input, and a zeroed 17 KiB allocation each time is measurable under AddressSanitizer.
+    static SPARE_STATES: std::cell::RefCell<Vec<Box<ffi::MemslotApiState>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Which kernel state a port reproduces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Port {
@@ -107,7 +159,10 @@ pub struct PortVm {
     warns: u64,
     last_warn: Option<String>,
     /// Reused buffer for state copies (17 KiB): avoids an allocation per snapshot.
-    state: Box<ffi::MemslotApiState>,
+    /// `None` only while being dropped.
+    state: Option<Box<ffi::MemslotApiState>>,
+    /// Reused buffer for [`PortVm::walk`].
+    walk: Vec<i16>,
 }
 
 // SAFETY: the C VM is owned by this value alone and the ports keep no global state
@@ -125,7 +180,12 @@ impl PortVm {
             kvm,
             warns: 0,
             last_warn: None,
-            state: zeroed_state(),
+            state: Some(
+                SPARE_STATES
+                    .with(|spare| spare.borrow_mut().pop())
+                    .unwrap_or_else(zeroed_state),
+            ),
+            walk: Vec::new(),
         }
     }
 
@@ -185,6 +245,25 @@ impl PortVm {
         (index >= 0).then(|| (index, RawSlot::from(&out)))
     }
 
+    /// The ids `kvm_for_each_memslot()` visits, in order, in a buffer reused across calls.
+    pub fn walk(&mut self, as_id: u16) -> &[i16] {
+        let mut ids = std::mem::take(&mut self.walk);
+        ids.resize(KVM_MEM_SLOTS_NUM, 0);
+        let cap = ids.len() as i32;
+        // SAFETY: `ids` holds `cap` entries; the walk visits at most KVM_MEM_SLOTS_NUM.
+        let n = self.call(|f, kvm| unsafe {
+            (f.for_each_memslot)(kvm, as_id.into(), ids.as_mut_ptr(), cap)
+        });
+        ids.truncate(n.clamp(0, cap) as usize);
+        self.walk = ids;
+        &self.walk
+    }
+
+    /// The walk copied by the last [`PortVm::walk`] (empty before the first).
+    pub fn last_walk(&self) -> &[i16] {
+        &self.walk
+    }
+
     /// The ids `kvm_for_each_memslot()` visits, in order.
     pub fn for_each_memslot(&mut self, as_id: u16) -> Vec<i16> {
         let mut ids = vec![0i16; KVM_MEM_SLOTS_NUM];
@@ -201,22 +280,35 @@ impl PortVm {
     ///
     /// Panics if `as_id` is not an address space (a caller bug, not a kernel behaviour).
     pub fn state(&mut self, as_id: u16, max_entries: usize) -> RawState {
+        self.state_ref(as_id, max_entries).to_raw()
+    }
+
+    /// [`PortVm::state`] without the copy: a view of the buffer the C side copied into,
+    /// valid until the next call.
+    ///
+    /// Panics if `as_id` is not an address space (a caller bug, not a kernel behaviour).
+    pub fn state_ref(&mut self, as_id: u16, max_entries: usize) -> StateRef<'_> {
         let max = max_entries.min(KVM_MEM_SLOTS_NUM) as u32;
-        let state: *mut ffi::MemslotApiState = &mut *self.state;
+        let mut buffer = self.state.take().expect("state buffer");
+        let state: *mut ffi::MemslotApiState = &mut *buffer;
         // SAFETY: `state` points at an owned, properly sized buffer.
         let r = self.call(|f, kvm| unsafe { (f.get_state)(kvm, as_id.into(), state, max) });
+        self.state = Some(buffer);
         assert_eq!(r, 0, "address space {as_id} does not exist");
-        let s = &*self.state;
-        RawState {
+        self.last_state()
+    }
+
+    /// The state copied by the last [`PortVm::state_ref`] (or [`PortVm::state`]), without a
+    /// new copy.
+    pub fn last_state(&self) -> StateRef<'_> {
+        let s = self.state.as_deref().expect("state buffer");
+        StateRef {
             generation: s.generation,
             used_slots: s.used_slots,
             lru_slot: s.lru_slot,
             capacity: s.capacity as usize,
-            entries: s.entries[..s.nr_copied as usize]
-                .iter()
-                .map(RawSlot::from)
-                .collect(),
-            id_to_index: s.id_to_index.to_vec(),
+            entries: &s.entries[..(s.nr_copied as usize).min(KVM_MEM_SLOTS_NUM)],
+            id_to_index: &s.id_to_index,
         }
     }
 
@@ -253,6 +345,13 @@ impl Drop for PortVm {
     fn drop(&mut self) {
         // SAFETY: the VM was created by this port and is destroyed once.
         self.call(|f, kvm| unsafe { (f.destroy_vm)(kvm) });
+        // Keep the state buffer for the next VM (a few, for tests that hold many VMs).
+        SPARE_STATES.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < 4 {
+                spare.extend(self.state.take());
+            }
+        });
     }
 }
 

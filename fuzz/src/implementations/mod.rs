@@ -15,6 +15,7 @@ pub mod core;
 pub mod oracle;
 pub mod port;
 
+use memslot_reference::ApiSlot;
 use serde::Serialize;
 
 use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
@@ -59,6 +60,22 @@ pub struct SpaceSnapshot {
     pub walk: Vec<i32>,
     /// The LRU hint, for implementations that have one.
     pub lru: Option<i64>,
+}
+
+/// What the runner's fast comparison (see `runner`) needs of one address space besides the
+/// array itself ([`Implementation::quick_array`]): the header, and two facts about the
+/// implementation's own maps, established by the implementation without copying them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quick {
+    pub generation: u64,
+    pub used_slots: i64,
+    /// The LRU hint, for implementations that have one.
+    pub lru: Option<i64>,
+    /// Entry `i`'s id maps to `i` in the implementation's own id-to-index map, for every `i`
+    /// below used_slots: the quick [`SpaceSnapshot::index`] is the inverse of the array.
+    pub index_is_inverse: bool,
+    /// The walk visits exactly the array's ids, in array order.
+    pub walk_is_array: bool,
 }
 
 /// Implementation-specific details the runner shows but does not compare.
@@ -114,6 +131,28 @@ pub trait Implementation {
     fn check_invariants(&mut self, as_ids: &[u16], full: bool) -> Result<(), String>;
     /// Make `kvm_arch_prepare_memory_region` return `errno` (0: succeed).
     fn set_prepare_error(&mut self, errno: i32);
+
+    /// The runner's fast path: look at address space `as_id` (< 2) without building a
+    /// [`SpaceSnapshot`], keeping the array for [`Implementation::quick_array`]. `None`: not
+    /// supported, the runner compares snapshots.
+    fn quick(&mut self, _as_id: u16) -> Option<Quick> {
+        None
+    }
+
+    /// The first used_slots array entries of the last [`Implementation::quick`] call, in the
+    /// ports' copy format (see [`oracle::packed_slot`]).
+    fn quick_array(&self) -> &[ApiSlot] {
+        &[]
+    }
+
+    /// Whether the implementation's own invariants hold in `as_id` (`full`: the expensive ones
+    /// too, and no id outside the array has an index), given that its last
+    /// [`Implementation::quick`] agreed in every respect with the others' and the shared state
+    /// passed [`check_snapshot`]. It may skip what that agreement already proves; `false`
+    /// sends the runner to the slow path, which reports what is wrong.
+    fn quick_invariants(&mut self, as_id: u16, full: bool) -> bool {
+        self.check_invariants(&[as_id], full).is_ok()
+    }
 }
 
 /// The invariants every implementation's normalised state must satisfy: strictly descending

@@ -2,13 +2,16 @@
 //!
 //! Slots live in a `BTreeMap` by id, one per address space. Validation is transcribed step by
 //! step from the kernel's `__kvm_set_memory_region` (kvm-memslot-facts.md §2.8) with post-patch
-//! behaviour on a failing arch prepare (§2.7). Lookups are linear scans. Its "array" is the
-//! slots sorted by base GFN, highest first, and the index of an id is its rank in that order.
+//! behaviour on a failing arch prepare (§2.7). Its "array" is the slots sorted by base GFN,
+//! highest first (kept sorted as slots come and go), and the index of an id is its rank in
+//! that order. Lookups and the overlap check are binary searches in that order.
 //! It has no LRU hint and no WARNs. It shares no code with the core or the ports.
 
 use std::collections::BTreeMap;
 
-use super::{Found, Implementation, Slot, SpaceSnapshot};
+use memslot_reference::ApiSlot;
+
+use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::ops::{
     Op, Region, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_MAX_NR_PAGES,
     KVM_MEM_READONLY, KVM_MEM_SLOTS_NUM, KVM_USER_MEM_SLOTS, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE_MAX,
@@ -27,23 +30,78 @@ pub enum Change {
 struct Space {
     slots: BTreeMap<u16, Slot>,
     generation: u64,
-    /// The slots sorted by base GFN, highest first: the kernel's array order. Rebuilt from
-    /// `slots` after every change.
+    /// The slots sorted by base GFN, highest first: the kernel's array order. Kept sorted by
+    /// [`Space::insert`] and [`Space::remove`], the only places `slots` changes.
     array: Vec<Slot>,
+    /// `array` in the ports' copy format, for the runner's byte comparison (see
+    /// [`packed_slot`]); always the same length and order as `array`.
+    packed: Vec<ApiSlot>,
 }
 
 impl Space {
-    fn rebuild(&mut self) {
-        self.array = self.slots.values().copied().collect();
-        self.array.sort_by_key(|s| std::cmp::Reverse(s.base_gfn));
+    /// Where a slot with this base goes (or is) in `array`: after every higher base. Bases
+    /// are unique (slots never overlap and have npages > 0).
+    fn position(&self, base_gfn: u64) -> usize {
+        self.array.partition_point(|s| s.base_gfn > base_gfn)
+    }
+
+    fn insert(&mut self, slot: Slot) {
+        self.remove(slot.id as u16);
+        let i = self.position(slot.base_gfn);
+        self.array.insert(i, slot);
+        self.packed.insert(i, packed_slot(&slot));
+        self.slots.insert(slot.id as u16, slot);
+    }
+
+    fn remove(&mut self, id: u16) {
+        if let Some(old) = self.slots.remove(&id) {
+            let i = self.position(old.base_gfn);
+            assert_eq!(self.array[i], old, "oracle array out of sync");
+            self.array.remove(i);
+            self.packed.remove(i);
+        }
     }
 
     /// The position of a slot in array order.
     fn rank(&self, id: u16) -> i64 {
-        self.array
+        self.slots
+            .get(&id)
+            .map_or(-1, |s| self.position(s.base_gfn) as i64)
+    }
+
+    /// The first slot in array order, other than `id`, that overlaps `[base, end)`. Slots
+    /// with a base at or above `end` cannot; below it the array holds disjoint slots in
+    /// descending order, whose ends therefore descend too: if the first one (other than `id`)
+    /// ends at or below `base`, so does every later one.
+    fn first_overlap(&self, id: i32, base: u64, end: u64) -> Option<&Slot> {
+        let start = self.array.partition_point(|s| s.base_gfn >= end);
+        self.array[start..]
             .iter()
-            .position(|s| s.id == i32::from(id))
-            .map_or(-1, |i| i as i64)
+            .find(|s| s.id != id)
+            .filter(|s| base < s.base_gfn + s.npages)
+    }
+
+    /// The slot containing `gfn` and its position: the one with the highest base <= gfn, if
+    /// it reaches that far (the ones after it end at or below its base).
+    fn search(&self, gfn: u64) -> Option<(usize, &Slot)> {
+        let i = self.position(gfn);
+        let s = self.array.get(i)?;
+        (s.base_gfn <= gfn && gfn - s.base_gfn < s.npages).then_some((i, s))
+    }
+}
+
+/// A slot in the byte layout the C ports copy their entries out in: the runner compares whole
+/// arrays of these as bytes. `has_dirty_bitmap` is what the ports must have (a bitmap exactly
+/// when dirty logging is on), so equal bytes also mean the ports' bitmaps are right.
+pub fn packed_slot(s: &Slot) -> ApiSlot {
+    ApiSlot {
+        base_gfn: s.base_gfn,
+        npages: s.npages,
+        userspace_addr: s.userspace_addr,
+        flags: s.flags,
+        id: s.id as i16,
+        has_dirty_bitmap: u8::from(s.flags & KVM_MEM_LOG_DIRTY_PAGES != 0),
+        reserved: 0,
     }
 }
 
@@ -53,6 +111,8 @@ pub struct Oracle {
     spaces: Vec<Space>,
     prepare_error: i32,
     reason: Option<String>,
+    /// The address space of the last [`Implementation::quick`] call.
+    quick_as: u16,
 }
 
 impl Default for Oracle {
@@ -73,6 +133,7 @@ impl Oracle {
                 .collect(),
             prepare_error: 0,
             reason: None,
+            quick_as: 0,
         }
     }
 
@@ -210,10 +271,7 @@ impl Oracle {
         // 13. overlap with another slot of the same address space, first in walk order
         if matches!(change, Change::Create | Change::Move) {
             let end = new.base_gfn + new.npages;
-            let overlap = space.array.iter().find(|s| {
-                s.id != new.id && !(end <= s.base_gfn || new.base_gfn >= s.base_gfn + s.npages)
-            });
-            if let Some(s) = overlap {
+            if let Some(s) = space.first_overlap(new.id, new.base_gfn, end) {
                 return Err((EEXIST, format!("Exists(overlaps id {})", s.id)));
             }
         }
@@ -233,11 +291,10 @@ impl Oracle {
             return Err((self.prepare_error, format!("Arch({})", self.prepare_error)));
         }
         if change == Change::Delete {
-            space.slots.remove(&id);
+            space.remove(id);
         } else {
-            space.slots.insert(id, new);
+            space.insert(new);
         }
-        space.rebuild();
         space.generation += installs * step;
         Ok(Some(change))
     }
@@ -277,13 +334,10 @@ impl Implementation for Oracle {
 
     fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found> {
         let space = self.spaces.get(usize::from(as_id))?;
-        let index = space
-            .array
-            .iter()
-            .position(|s| s.base_gfn <= gfn && gfn - s.base_gfn < s.npages)?;
+        let (index, slot) = space.search(gfn)?;
         Some(Found {
             index: index as i64,
-            slot: Some(space.array[index]),
+            slot: Some(*slot),
         })
     }
 
@@ -332,6 +386,24 @@ impl Implementation for Oracle {
 
     fn set_prepare_error(&mut self, errno: i32) {
         self.prepare_error = errno;
+    }
+
+    fn quick(&mut self, as_id: u16) -> Option<Quick> {
+        let space = self.spaces.get(usize::from(as_id))?;
+        self.quick_as = as_id;
+        Some(Quick {
+            generation: space.generation,
+            used_slots: space.array.len() as i64,
+            lru: None,
+            // `snapshot_into` derives the index (each entry's rank) and the walk from the
+            // array itself: both hold by construction.
+            index_is_inverse: true,
+            walk_is_array: true,
+        })
+    }
+
+    fn quick_array(&self) -> &[ApiSlot] {
+        &self.spaces[usize::from(self.quick_as)].packed
     }
 }
 

@@ -1,8 +1,8 @@
 //! Adapter for the literal C ports of kvm_main.c (`memslot_reference::PortVm`).
 
-use memslot_reference::{KvmUserspaceMemoryRegion, Port, PortVm, RawSlot, RawState};
+use memslot_reference::{ApiSlot, KvmUserspaceMemoryRegion, Port, PortVm, RawSlot, RawState};
 
-use super::{Found, Implementation, Slot, SpaceSnapshot};
+use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::ops::{Region, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_SLOTS_NUM};
 
 /// One C port: `pre` (Linux v5.6) or `post` (the seed patch applied).
@@ -14,6 +14,8 @@ pub struct PortImpl {
     /// The state copied by the last snapshot, reused by the invariant check that follows it.
     /// Every call into the port clears it.
     last: Option<(u16, RawState)>,
+    /// Entries of the last [`Implementation::quick`] copy that are below used_slots.
+    quick_used: usize,
 }
 
 impl PortImpl {
@@ -23,6 +25,7 @@ impl PortImpl {
             port,
             used_hint: [0; KVM_ADDRESS_SPACE_NUM as usize],
             last: None,
+            quick_used: 0,
         }
     }
 
@@ -142,7 +145,8 @@ impl Implementation for PortImpl {
     }
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {
-        let state = self.vm.state(as_id, 0);
+        self.last = None;
+        let state = self.vm.state_ref(as_id, 0);
         (state.generation, i64::from(state.used_slots))
     }
 
@@ -196,6 +200,82 @@ impl Implementation for PortImpl {
     fn set_prepare_error(&mut self, errno: i32) {
         self.last = None;
         self.vm.set_prepare_error(errno);
+    }
+
+    fn quick(&mut self, as_id: u16) -> Option<Quick> {
+        self.last = None;
+        if as_id >= KVM_ADDRESS_SPACE_NUM {
+            return None;
+        }
+        // As `state`: at least the first used_slots entries.
+        let want = self.used_hint[usize::from(as_id)] + 2;
+        let state = self.vm.state_ref(as_id, want);
+        let (copied, capacity) = (state.entries.len(), state.capacity);
+        let used = state.used_slots.max(0) as usize;
+        if used > copied && copied < capacity {
+            self.vm.state_ref(as_id, used);
+        }
+        self.used_hint[usize::from(as_id)] = used;
+        self.vm.walk(as_id);
+        let state = self.vm.last_state();
+        let entries = &state.entries[..used.min(state.entries.len())];
+        self.quick_used = entries.len();
+        let index_is_inverse = entries.iter().enumerate().all(|(i, e)| {
+            usize::try_from(e.id)
+                .ok()
+                .and_then(|id| state.id_to_index.get(id))
+                .is_some_and(|&k| usize::try_from(k) == Ok(i))
+        });
+        let walk = self.vm.last_walk();
+        let walk_is_array =
+            walk.len() == entries.len() && walk.iter().zip(entries).all(|(&w, e)| w == e.id);
+        Some(Quick {
+            generation: state.generation,
+            used_slots: i64::from(state.used_slots),
+            lru: Some(i64::from(state.lru_slot)),
+            index_is_inverse,
+            walk_is_array,
+        })
+    }
+
+    fn quick_array(&self) -> &[ApiSlot] {
+        &self.vm.last_state().entries[..self.quick_used]
+    }
+
+    fn quick_invariants(&mut self, as_id: u16, full: bool) -> bool {
+        // The quick part of `check_raw` (used_slots in range, a dirty bitmap exactly on the
+        // used entries with dirty logging) is implied by the agreement: used_slots passed the
+        // generic range check, and the used entries equal the others' byte for byte,
+        // has_dirty_bitmap included (see `oracle::packed_slot`).
+        if !full {
+            return true;
+        }
+        // The full part, with the used entries already known to map back to themselves.
+        let used = self.quick_used;
+        match self.port {
+            Port::Pre => {
+                // Every one of the 512 entries maps back to itself: then the ids are 512
+                // distinct values below 512, id_to_index is their inverse permutation, and
+                // the ids below used_slots are exactly the array's (the normalised full
+                // index). The entries past used_slots are empty.
+                let state = self.vm.state_ref(as_id, KVM_MEM_SLOTS_NUM as usize);
+                state.entries.len() == KVM_MEM_SLOTS_NUM as usize
+                    && state.entries.iter().enumerate().all(|(i, e)| {
+                        usize::try_from(e.id)
+                            .ok()
+                            .and_then(|id| state.id_to_index.get(id))
+                            .is_some_and(|&k| usize::try_from(k) == Ok(i))
+                    })
+                    && state.entries[used..].iter().all(|e| e.npages == 0)
+            }
+            Port::Post => {
+                // Exactly used_slots ids are not -1: with the array's ids among them, no other
+                // id has an index (the normalised full index is the quick one).
+                let state = self.vm.state_ref(as_id, 0);
+                state.used_slots as usize == used
+                    && state.id_to_index.iter().filter(|&&k| k != -1).count() == used
+            }
+        }
     }
 }
 
