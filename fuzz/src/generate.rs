@@ -187,6 +187,9 @@ pub struct Generator {
     ops: Vec<Op>,
     /// Recent requests, for [`Intent::Repeat`].
     history: Vec<Op>,
+    /// The address space the last intent chose: the next one mostly stays there, so that
+    /// multi-step patterns (create, then overlap it, query it, toggle it) arise in both.
+    current_as: u16,
     /// Stop emitting after this many operations.
     pub max_ops: usize,
 }
@@ -203,7 +206,22 @@ impl Generator {
             shadow: Oracle::new(),
             ops: Vec::new(),
             history: Vec::new(),
+            current_as: 0,
             max_ops,
+        }
+    }
+
+    /// An address space for the next intent: mostly the current one, sometimes the other
+    /// (AS 1 is x86's SMM space), rarely any 16-bit value (a request the kernel must refuse,
+    /// which does not move the current one).
+    fn pick_as(&mut self, src: &mut impl Source) -> u16 {
+        match src.byte() {
+            0..=215 => self.current_as,
+            216..=251 => {
+                self.current_as ^= 1;
+                self.current_as
+            }
+            _ => src.u16(),
         }
     }
 
@@ -313,7 +331,7 @@ impl Generator {
             Intent::Fill => self.fill(src),
             Intent::LookupEdge => self.lookup_edge(src),
             Intent::LookupRaw => {
-                let as_id = pick_as(src);
+                let as_id = self.pick_as(src);
                 let gfn = match src.below(4) {
                     0 => src.u64(),
                     1 => src.u64() & MAX_GFN,
@@ -353,7 +371,7 @@ impl Generator {
     }
 
     fn create_in_gap(&mut self, src: &mut impl Source) {
-        let as_id = pick_as(src);
+        let as_id = self.pick_as(src);
         let id = self.free_id(src, as_id);
         let gaps = gaps(&self.layout(as_id));
         let (start, end) = gaps[src.below(gaps.len() as u64) as usize];
@@ -369,7 +387,7 @@ impl Generator {
     }
 
     fn create_at_edge(&mut self, src: &mut impl Source) {
-        let as_id = pick_as(src);
+        let as_id = self.pick_as(src);
         let Some(n) = self.pick_slot(src, as_id) else {
             return self.create_in_gap(src);
         };
@@ -399,7 +417,7 @@ impl Generator {
     }
 
     fn move_slot(&mut self, src: &mut impl Source) {
-        let as_id = pick_as(src);
+        let as_id = self.pick_as(src);
         let layout = self.layout(as_id);
         if layout.is_empty() {
             return self.create_in_gap(src);
@@ -445,7 +463,7 @@ impl Generator {
     }
 
     fn delete_slot(&mut self, src: &mut impl Source) {
-        let as_id = pick_as(src);
+        let as_id = self.pick_as(src);
         match self.pick_slot(src, as_id) {
             Some(s) if !src.chance(32) => {
                 let gpa = if src.chance(128) {
@@ -464,7 +482,7 @@ impl Generator {
     }
 
     fn toggle_dirty(&mut self, src: &mut impl Source) {
-        let as_id = pick_as(src);
+        let as_id = self.pick_as(src);
         let Some(s) = self.pick_slot(src, as_id) else {
             return self.create_in_gap(src);
         };
@@ -507,7 +525,7 @@ impl Generator {
     }
 
     fn fill(&mut self, src: &mut impl Source) {
-        let as_id = pick_as(src);
+        let as_id = self.pick_as(src);
         // Filling all 512 slots makes every later step cost O(512): keep it rare.
         let all = src.chance(2);
         let count = if all {
@@ -545,7 +563,7 @@ impl Generator {
     }
 
     fn lookup_edge(&mut self, src: &mut impl Source) {
-        let as_id = pick_as(src);
+        let as_id = self.pick_as(src);
         let layout = self.layout(as_id);
         let kind = src.below(10);
         let gfn = match layout.get(src.below(layout.len().max(1) as u64) as usize) {
@@ -572,7 +590,7 @@ impl Generator {
     }
 
     fn id_query(&mut self, src: &mut impl Source) {
-        let as_id = pick_as(src);
+        let as_id = self.pick_as(src);
         let id = match src.below(4) {
             0 | 1 => match self.pick_slot(src, as_id) {
                 Some(s) => s.id as u16,
@@ -680,13 +698,6 @@ impl Generator {
 }
 
 /// Mostly AS 0, sometimes AS 1 (SMM), rarely any 16-bit value.
-fn pick_as(src: &mut impl Source) -> u16 {
-    match src.byte() {
-        0..=199 => 0,
-        200..=251 => 1,
-        _ => src.u16(),
-    }
-}
 
 fn pick_npages(src: &mut impl Source) -> u64 {
     match src.below(16) {
