@@ -697,8 +697,6 @@ impl Generator {
     }
 }
 
-/// Mostly AS 0, sometimes AS 1 (SMM), rarely any 16-bit value.
-
 fn pick_npages(src: &mut impl Source) -> u64 {
     match src.below(16) {
         0..=2 => 1,

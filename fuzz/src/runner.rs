@@ -22,7 +22,9 @@ use crate::implementations::core::CoreImpl;
 use crate::implementations::oracle::{packed_slot, Oracle};
 use crate::implementations::port::PortImpl;
 use crate::implementations::{check_snapshot, Found, Implementation, Quick, Slot, SpaceSnapshot};
-use crate::ops::{errno_name, Op, KVM_ADDRESS_SPACE_NUM, KVM_MEM_SLOTS_NUM, MAX_GFN};
+use crate::ops::{
+    errno_name, Op, KVM_ADDRESS_SPACE_NUM, KVM_MEM_SLOTS_NUM, KVM_USER_MEM_SLOTS, MAX_GFN,
+};
 use crate::report::found_text;
 
 /// Above this many slots in an address space, probes cover only the region an operation touched.
@@ -133,6 +135,77 @@ pub struct Stats {
     pub end: Vec<(i64, u64)>,
     /// The largest used_slots seen.
     pub max_used: i64,
+    /// Which [`OpKind`]s the run performed in which address space: bit `as * 16 + kind`.
+    /// Not part of [`Stats::summary`]; it feeds `MEMSLOT_DIFF_KINDS_LOG` (`targets::fuzz`).
+    pub kinds: u32,
+}
+
+/// The kinds of operation [`Stats::kinds`] tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Create,
+    Delete,
+    Move,
+    FlagsOnly,
+    NoOp,
+    /// An in-kernel create of a private id (509 and up).
+    Private,
+    Einval,
+    Eexist,
+    Enomem,
+    LookupHit,
+    LookupMiss,
+    IdHit,
+    IdMiss,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 13] = [
+        OpKind::Create,
+        OpKind::Delete,
+        OpKind::Move,
+        OpKind::FlagsOnly,
+        OpKind::NoOp,
+        OpKind::Private,
+        OpKind::Einval,
+        OpKind::Eexist,
+        OpKind::Enomem,
+        OpKind::LookupHit,
+        OpKind::LookupMiss,
+        OpKind::IdHit,
+        OpKind::IdMiss,
+    ];
+
+    pub fn name(self) -> &'static str {
+        [
+            "create",
+            "delete",
+            "move",
+            "flags-only",
+            "no-op",
+            "private",
+            "EINVAL",
+            "EEXIST",
+            "ENOMEM",
+            "lookup-hit",
+            "lookup-miss",
+            "id-hit",
+            "id-miss",
+        ][self as usize]
+    }
+
+    fn bit(self, as_id: u16) -> u32 {
+        1 << (u32::from(as_id) * 16 + self as u32)
+    }
+}
+
+impl Stats {
+    /// [`Stats::kinds`] as (address space, kind) pairs.
+    pub fn kind_list(kinds: u32) -> impl Iterator<Item = (u16, OpKind)> {
+        (0..KVM_ADDRESS_SPACE_NUM)
+            .flat_map(|a| OpKind::ALL.into_iter().map(move |k| (a, k)))
+            .filter(move |&(a, k)| kinds & k.bit(a) != 0)
+    }
 }
 
 impl Stats {
@@ -280,7 +353,7 @@ impl Runner {
             .iter_mut()
             .map(|imp| apply(imp.as_mut(), op))
             .collect();
-        self.count(&verdicts[verdicts.len() - 1]);
+        self.count(op, &verdicts[verdicts.len() - 1]);
 
         let mut findings = Findings::new();
         self.compare_verdicts(op, &verdicts, &mut findings);
@@ -453,7 +526,7 @@ impl Runner {
         self.snaps = snaps;
     }
 
-    fn count(&mut self, verdict: &Verdict) {
+    fn count(&mut self, op: &Op, verdict: &Verdict) {
         match verdict {
             Verdict::Rc { rc, .. } => *self.stats.rcs.entry(*rc).or_default() += 1,
             Verdict::Lookup(Some(_)) => self.stats.lookup_hits += 1,
@@ -461,6 +534,34 @@ impl Runner {
             Verdict::Id(Some(_)) => self.stats.id_hits += 1,
             Verdict::Id(None) => self.stats.id_misses += 1,
             Verdict::Armed(_) => {}
+        }
+        let Some(as_id) = op.address_space() else {
+            return;
+        };
+        let kind = match verdict {
+            // The last implementation is the oracle, which names what a request changed.
+            Verdict::Rc { rc: 0, .. } => self.impls.last().and_then(|i| i.last_change()),
+            Verdict::Rc { rc: -22, .. } => Some(OpKind::Einval),
+            Verdict::Rc { rc: -17, .. } => Some(OpKind::Eexist),
+            Verdict::Rc { rc: -12, .. } => Some(OpKind::Enomem),
+            Verdict::Rc { .. } | Verdict::Armed(_) => None,
+            Verdict::Lookup(found) => Some(if found.is_some() {
+                OpKind::LookupHit
+            } else {
+                OpKind::LookupMiss
+            }),
+            Verdict::Id(found) => Some(if found.is_some() {
+                OpKind::IdHit
+            } else {
+                OpKind::IdMiss
+            }),
+        };
+        if let Some(kind) = kind {
+            self.stats.kinds |= kind.bit(as_id);
+            let private = matches!(op, Op::KSet(r) if r.id() >= KVM_USER_MEM_SLOTS);
+            if private && kind == OpKind::Create {
+                self.stats.kinds |= OpKind::Private.bit(as_id);
+            }
         }
     }
 

@@ -6,8 +6,9 @@
 //! * `lookups`: layouts plus dense lookups (edges, gaps, raw GFNs) and id queries.
 //! * `requests`: raw request fields from validation edge values (validation order, errno).
 
+use std::io::Write;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::decode::{decode, Config, Program, MAX_OPS};
 use crate::generate::Weights;
@@ -91,6 +92,7 @@ pub fn check(target: Target, data: &[u8], ctx: &Context) -> Result<Stats, String
 pub fn fuzz(target: Target, data: &[u8]) {
     let program = target.decode(data);
     let result = run(&program.ops);
+    log_new_kinds(&result.stats);
     if let Some(d) = result.divergence {
         let mut ctx = Context {
             target: Some(target.name().to_string()),
@@ -122,6 +124,48 @@ pub fn fuzz(target: Target, data: &[u8]) {
             ctx.replay = Some(Context::replay_command(&artifact, Some(target.name())));
         }
         panic!("\n{}", render(&d, &ctx));
+    }
+}
+
+/// With `MEMSLOT_DIFF_KINDS_LOG=FILE`, appends `SECONDS AS KIND` to FILE the first time a
+/// fuzzing process performs each kind of operation in each address space (seconds since its
+/// first input): how long the fuzzer takes to reach every kind (`ci/op-kinds-timeline`).
+fn log_new_kinds(stats: &Stats) {
+    struct KindsLog {
+        file: std::fs::File,
+        start: std::time::Instant,
+        seen: u32,
+    }
+    static LOG: OnceLock<Option<Mutex<KindsLog>>> = OnceLock::new();
+    let log = LOG.get_or_init(|| {
+        let path = std::env::var_os("MEMSLOT_DIFF_KINDS_LOG")?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .ok()?;
+        let start = std::time::Instant::now();
+        Some(Mutex::new(KindsLog {
+            file,
+            start,
+            seen: 0,
+        }))
+    });
+    let Some(log) = log else { return };
+    let Ok(mut log) = log.lock() else { return };
+    let new = stats.kinds & !log.seen;
+    if new == 0 {
+        return;
+    }
+    log.seen |= new;
+    for kind in Stats::kind_list(new) {
+        let line = format!(
+            "{:.3} {} {}\n",
+            log.start.elapsed().as_secs_f64(),
+            kind.0,
+            kind.1.name()
+        );
+        let _ = log.file.write_all(line.as_bytes());
     }
 }
 

@@ -90,6 +90,11 @@ pub struct Extra {
 pub trait Implementation {
     /// Short name shown in reports: `core`, `pre`, `post`, `oracle`.
     fn name(&self) -> &'static str;
+    /// What the last successful request did (`create`, `delete`, `move`, `flags-only`,
+    /// `no-op`), for implementations that can tell; counted in `Stats::kinds`.
+    fn last_change(&self) -> Option<crate::runner::OpKind> {
+        None
+    }
     /// `KVM_SET_USER_MEMORY_REGION`; returns 0 or a negative errno.
     fn set_user_memory_region(&mut self, r: &Region) -> i32;
     /// `__kvm_set_memory_region` from inside the kernel; returns 0 or a negative errno.

@@ -16,6 +16,7 @@ use crate::ops::{
     Op, Region, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_MAX_NR_PAGES,
     KVM_MEM_READONLY, KVM_MEM_SLOTS_NUM, KVM_USER_MEM_SLOTS, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE_MAX,
 };
+use crate::runner::OpKind;
 
 /// `enum kvm_mr_change`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +112,8 @@ pub struct Oracle {
     spaces: Vec<Space>,
     prepare_error: i32,
     reason: Option<String>,
+    /// What the last successful request did, see [`Implementation::last_change`].
+    last_change: Option<OpKind>,
     /// The address space of the last [`Implementation::quick`] call.
     quick_as: u16,
 }
@@ -133,6 +136,7 @@ impl Oracle {
                 .collect(),
             prepare_error: 0,
             reason: None,
+            last_change: None,
             quick_as: 0,
         }
     }
@@ -300,6 +304,14 @@ impl Oracle {
     }
 
     fn rc(&mut self, result: Result<Option<Change>, (i32, String)>) -> i32 {
+        self.last_change = match &result {
+            Ok(None) => Some(OpKind::NoOp),
+            Ok(Some(Change::Create)) => Some(OpKind::Create),
+            Ok(Some(Change::Delete)) => Some(OpKind::Delete),
+            Ok(Some(Change::Move)) => Some(OpKind::Move),
+            Ok(Some(Change::FlagsOnly)) => Some(OpKind::FlagsOnly),
+            Err(_) => None,
+        };
         match result {
             Ok(_) => {
                 self.reason = None;
@@ -316,6 +328,10 @@ impl Oracle {
 impl Implementation for Oracle {
     fn name(&self) -> &'static str {
         "oracle"
+    }
+
+    fn last_change(&self) -> Option<OpKind> {
+        self.last_change
     }
 
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
