@@ -178,6 +178,18 @@ pub fn table(as_id: u16, step: usize, snaps: &[(&'static str, SpaceSnapshot)]) -
         }
     }
     let label_width = 10;
+    let write_row = |out: &mut String, label: &str, cells: &[String]| {
+        let row: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "    {label:>label_width$} | {}",
+            row.join(" | ").trim_end()
+        );
+    };
     let mut out = String::new();
     let all_same = body.iter().chain(&footer).all(|(_, _, d)| !d);
     let _ = writeln!(
@@ -216,32 +228,14 @@ pub fn table(as_id: u16, step: usize, snaps: &[(&'static str, SpaceSnapshot)]) -
             continue;
         }
         skipped = false;
-        let row: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "    {label:>label_width$} | {}",
-            row.join(" | ").trim_end()
-        );
+        write_row(&mut out, label, cells);
     }
     if rows == 0 {
         let _ = writeln!(out, "    {:>label_width$} | (no slots)", "");
     }
     let _ = writeln!(out, "    {:->label_width$}-+-{}", "", rule.join("-+-"));
     for (label, cells, _) in &footer {
-        let row: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "    {label:>label_width$} | {}",
-            row.join(" | ").trim_end()
-        );
+        write_row(&mut out, label, cells);
     }
     out
 }
