@@ -201,17 +201,8 @@ pub fn table(as_id: u16, step: usize, snaps: &[(&'static str, SpaceSnapshot)]) -
             " (! marks a cell that differs from the majority)"
         }
     );
-    let header: Vec<String> = names
-        .iter()
-        .zip(&widths)
-        .map(|(n, w)| format!("{n:<w$}"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "    {:>label_width$} | {}",
-        "index",
-        header.join(" | ").trim_end()
-    );
+    let header: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    write_row(&mut out, "index", &header);
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     let _ = writeln!(out, "    {:->label_width$}-+-{}", "", rule.join("-+-"));
     let mut skipped = false;

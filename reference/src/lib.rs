@@ -264,16 +264,9 @@ impl PortVm {
         &self.walk
     }
 
-    /// The ids `kvm_for_each_memslot()` visits, in order.
+    /// The ids `kvm_for_each_memslot()` visits, in order, as an owned copy of [`PortVm::walk`].
     pub fn for_each_memslot(&mut self, as_id: u16) -> Vec<i16> {
-        let mut ids = vec![0i16; KVM_MEM_SLOTS_NUM];
-        let cap = ids.len() as i32;
-        // SAFETY: `ids` holds `cap` entries; the walk visits at most KVM_MEM_SLOTS_NUM.
-        let n = self.call(|f, kvm| unsafe {
-            (f.for_each_memslot)(kvm, as_id.into(), ids.as_mut_ptr(), cap)
-        });
-        ids.truncate(n.clamp(0, cap) as usize);
-        ids
+        self.walk(as_id).to_vec()
     }
 
     /// A copy of address space `as_id`, with at most `max_entries` array entries.
