@@ -11,7 +11,7 @@
  * A literal port: same function names, loops, boundary conditions and WARNs.
  * Deviations, all of them mechanical:
  *  - every function is static, so that the pre and post ports link into one
- *    binary (post_api.c includes this file and exports a prefixed C API);
+ *    binary (each file in states/ includes this file and exports a prefixed C API);
  *  - kvm_create_vm() and kvm_destroy_vm() are reduced to their memslot part;
  *  - the arch hooks (kvm_host.h beside this file) are no-ops, except that
  *    kvm_arch_prepare_memory_region() returns the harness's switch.
