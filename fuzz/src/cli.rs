@@ -1,11 +1,12 @@
 //! The `memslot-diff` command line tool (`cargo memslot-diff ...`).
 //!
 //! ```text
-//! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] FILE|DIR...
+//! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed]] FILE|DIR...
 //! memslot-diff fmt [--target T] ARTIFACT
 //! memslot-diff encode [--target T] SCENARIO OUTPUT
 //! memslot-diff generate --seed S [--kind short|realistic|long]
-//! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR]
+//! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
+//!                     [--generator steered|random] [--json]
 //! memslot-diff seed-corpus [--corpus DIR] [--out DIR]
 //! ```
 //!
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use crate::corpus::{self, Format, Loaded};
 use crate::report::{render, Context};
-use crate::runner::{standard_implementations, RunOptions, Runner};
+use crate::runner::{RunOptions, Runner};
 use crate::scenario;
 use crate::stress;
 use crate::targets::Target;
@@ -27,9 +28,10 @@ const USAGE: &str = "\
 usage: memslot-diff <command> [options]
 
 commands:
-  replay [--json] [--summary] [--target T] [--text|--bytes] FILE|DIR...
+  replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed]] FILE|DIR...
         Run scenario files or fuzz artifacts (detected per file) on every implementation
-        and print the divergence report, if any. --json prints every implementation's state
+        and print the divergence report, if any. --zoo compares core and oracle with that zoo
+        bug's state (or, with --fixed, its fixed state) instead of the standard set. --json prints every implementation's state
         after every step. --summary prints the '# expect:' line of each file. --target
         (differential, lookups, requests) chooses how artifacts decode; by default it is taken
         from the path (corpus/<target>/... or artifacts/<target>/...), else differential.
@@ -39,13 +41,19 @@ commands:
         Write the byte form of a scenario (a fuzz input that decodes to the same program).
   generate --seed S [--kind short|realistic|long]
         Print the program the stress generator builds from a seed.
-  stress [--seed S] (--time T | --iters N) [--out DIR]
+  stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
+         [--generator steered|random] [--json]
         Generate and check programs without libFuzzer until the budget is spent (T: 30s,
         5m, 1h) or the implementations diverge; the failing scenario is written to DIR
-        (default: target/memslot-diff/).
+        (default: target/memslot-diff/). --zoo runs a zoo bug's state (--fixed: its fixed
+        state); --generator random draws the eval baseline's programs; --json ends with one
+        line of JSON: detected, seconds, programs, ops.
   seed-corpus [--corpus DIR] [--out DIR]
         Convert corpus/<target>/{seeds,regressions} to libFuzzer inputs in
         fuzz/corpus/<target>/ (what `cargo fuzz run <target>` starts from).
+
+zoo bugs (--zoo; MEMSLOT_DIFF_ZOO=BUG[:fixed] for the fuzz targets): stale-lru, empty-array,
+  below-lowest, below-lowest-full, prepare-invalid, update-absent-id.
 
 exit status: 0 all implementations agree, 1 divergence, 2 bad input or usage";
 
@@ -176,6 +184,34 @@ impl Args {
             .transpose()
     }
 
+    /// `--zoo BUG [--fixed]` and `--generator G`: this process's implementations and programs.
+    fn select_lockstep(&self) -> Result<(), String> {
+        let command = self.command;
+        match self.value("zoo") {
+            Some(name) => {
+                let bug = crate::zoo::bug(name).ok_or_else(|| {
+                    format!(
+                        "{command}: unknown zoo bug '{name}' (known: {})",
+                        crate::zoo::bug_names()
+                    )
+                })?;
+                let fixed = self.flag("fixed");
+                crate::zoo::select(crate::zoo::Lockstep::Zoo { bug, fixed })
+                    .map_err(|e| format!("{command}: {e}"))?;
+            }
+            None if self.flag("fixed") => {
+                return Err(format!("{command}: --fixed needs --zoo BUG"))
+            }
+            None => {}
+        }
+        if let Some(name) = self.value("generator") {
+            let generator =
+                crate::zoo::Generator::parse(name).map_err(|e| format!("{command}: {e}"))?;
+            crate::zoo::select_generator(generator).map_err(|e| format!("{command}: {e}"))?;
+        }
+        Ok(())
+    }
+
     fn exactly(&self, n: usize, what: &str) -> Result<(), String> {
         if self.positional.len() != n {
             return Err(format!("{}: expected {what}", self.command));
@@ -188,9 +224,10 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
     let a = Args::parse(
         "replay",
         args,
-        &["json", "summary", "text", "bytes"],
-        &["target"],
+        &["json", "summary", "text", "bytes", "fixed"],
+        &["target", "zoo", "generator"],
     )?;
+    a.select_lockstep()?;
     if a.positional.is_empty() {
         return Err("replay: expected FILE or DIR arguments".to_string());
     }
@@ -230,7 +267,8 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
                 record: json,
                 ..RunOptions::default()
             };
-            let result = Runner::new(standard_implementations(), opts).run(&loaded.ops);
+            let result =
+                Runner::new(crate::zoo::selected().implementations(), opts).run(&loaded.ops);
             let agreed = result.agreed();
             if !agreed && status == 0 {
                 status = 1;
@@ -386,8 +424,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
-    let a = Args::parse("stress", args, &[], &["seed", "time", "iters", "out"])?;
+    let a = Args::parse(
+        "stress",
+        args,
+        &["fixed", "json"],
+        &["seed", "time", "iters", "out", "zoo", "generator"],
+    )?;
     a.exactly(0, "no positional arguments")?;
+    a.select_lockstep()?;
     let time = a.value("time").map(parse_duration).transpose()?;
     let iters = a.number("iters")?;
     if time.is_none() && iters.is_none() {
@@ -412,6 +456,16 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         },
         out,
     );
+    if a.flag("json") {
+        let line = serde_json::json!({
+            "detected": outcome.failure.is_some(),
+            "seconds": outcome.elapsed.as_secs_f64(),
+            "programs": outcome.iterations,
+            "ops": outcome.ops,
+            "seed": seed,
+        });
+        let _ = writeln!(out, "{line}");
+    }
     Ok(if outcome.failure.is_some() { 1 } else { 0 })
 }
 

@@ -258,9 +258,14 @@ impl RunResult {
     }
 }
 
-/// Run `ops` on the standard implementations with default options.
+/// Run `ops` on this process's implementations (the standard set, or a zoo bug's state with
+/// core and oracle: [`crate::zoo::selected`]) with default options.
 pub fn run(ops: &[Op]) -> RunResult {
-    Runner::new(standard_implementations(), RunOptions::default()).run(ops)
+    Runner::new(
+        crate::zoo::selected().implementations(),
+        RunOptions::default(),
+    )
+    .run(ops)
 }
 
 /// Drives a set of implementations in lockstep.

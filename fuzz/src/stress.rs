@@ -5,6 +5,11 @@
 //! writing the failing scenario to a file. Programs mix short random intent sequences, realistic
 //! guest layouts followed by churn, and long sequences (thousands of operations, up to all 512
 //! slots).
+//!
+//! It honours the process's lockstep and generator ([`crate::zoo`]): with a zoo bug selected it
+//! runs that bug's state, arms `fail-prepare` now and then if the bug needs it, and for the
+//! `update-absent-id` bug drives update_memslots directly ([`crate::lowlevel`]) with random
+//! calls; with the random generator it draws only the baseline's intents and no guest layouts.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,10 +19,12 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use crate::generate::{Generator, Intent, RngSource, Source, Weights};
+use crate::ops::Op;
 use crate::realistic::Script;
 use crate::report::{render, Context};
 use crate::runner::run;
 use crate::scenario;
+use crate::zoo::{self, Generator as Drawn};
 
 /// What kind of program a seed produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,14 +68,34 @@ pub fn program(seed: u64, kind: Option<Kind>) -> Vec<crate::Op> {
         60..=91 => Kind::Realistic,
         _ => Kind::Long,
     });
-    let weights = Weights::differential();
+    let steered = zoo::generator() == Drawn::Steered;
+    let weights = if steered {
+        Weights::differential()
+    } else {
+        Drawn::random_weights()
+    };
+    let fail_prepare = zoo::selected().allows_fail_prepare();
     let mut g = Generator::new(20_000);
     let random = |g: &mut Generator, src: &mut RngSource<SmallRng>, n: u64| {
         for _ in 0..n {
+            if fail_prepare && src.chance(16) {
+                let errno = if src.chance(128) { -12 } else { 0 };
+                g.emit(Op::FailPrepare { errno });
+            }
             let intent = weights.pick(src.below(u64::from(weights.total())) as u32);
             g.intent(intent, src);
         }
     };
+    if !steered {
+        // The baseline: as many operations as the steered kinds make, none of them a layout.
+        let n = match kind {
+            Kind::Short => 1 + src.below(64),
+            Kind::Realistic => 20 + src.below(64),
+            Kind::Long => 500 + src.below(2500),
+        };
+        random(&mut g, &mut src, n);
+        return g.into_ops();
+    }
     match kind {
         Kind::Short => {
             let n = 1 + src.below(64);
@@ -100,6 +127,13 @@ pub fn program(seed: u64, kind: Option<Kind>) -> Vec<crate::Op> {
     g.into_ops()
 }
 
+/// The random update_memslots calls of one seed (for the `update-absent-id` bug).
+pub fn update_calls(seed: u64) -> Vec<u8> {
+    let mut src = RngSource(SmallRng::seed_from_u64(seed));
+    let n = 1 + src.below(200) as usize;
+    (0..n * 5).map(|_| src.below(256) as u8).collect()
+}
+
 /// How long to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -127,7 +161,25 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
     let mut outcome = Outcome::default();
     let mut last_print = start;
     let mut max_used = 0;
-    let _ = writeln!(out, "stress: seed {} ({})", opts.seed, budget_text(opts));
+    let lockstep = zoo::selected();
+    let update_target =
+        matches!(lockstep, zoo::Lockstep::Zoo { bug, .. } if bug.target == "update");
+    let _ = writeln!(
+        out,
+        "stress: seed {} ({}), comparing {}{}",
+        opts.seed,
+        budget_text(opts),
+        match lockstep.port() {
+            None => "core, pre, post, post15, oracle".to_string(),
+            Some(port) if update_target => format!("core and {port} through update_memslots"),
+            Some(port) => format!("core, {port}, oracle"),
+        },
+        if zoo::generator() == Drawn::Random {
+            " (random generator)"
+        } else {
+            ""
+        }
+    );
     loop {
         let elapsed = start.elapsed();
         if opts.iters.is_some_and(|n| outcome.iterations >= n)
@@ -136,38 +188,63 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
             break;
         }
         let seed = iteration_seed(opts.seed, outcome.iterations);
-        let ops = program(seed, None);
-        let result = run(&ops);
-        outcome.iterations += 1;
-        outcome.ops += result.stats.steps as u64;
-        max_used = max_used.max(result.stats.max_used);
-        if let Some(d) = result.divergence {
-            let _ = std::fs::create_dir_all(&opts.out_dir);
-            let file = opts.out_dir.join(format!(
-                "stress-{}-{}.scenario",
-                opts.seed,
-                outcome.iterations - 1
-            ));
-            let text = format!(
+        if update_target {
+            let data = update_calls(seed);
+            let calls = crate::lowlevel::decode(&data);
+            outcome.iterations += 1;
+            outcome.ops += calls.len() as u64;
+            if let Err(report) = crate::lowlevel::check(&calls) {
+                let _ = std::fs::create_dir_all(&opts.out_dir);
+                let file = opts.out_dir.join(format!(
+                    "stress-{}-{}.update",
+                    opts.seed,
+                    outcome.iterations - 1
+                ));
+                let _ = std::fs::write(&file, &data);
+                let _ = writeln!(
+                    out,
+                    "\n{report}input: {} (fuzz target `update`: cargo fuzz run update {})",
+                    file.display(),
+                    file.display()
+                );
+                outcome.failure = Some(file);
+                break;
+            }
+        } else {
+            let ops = program(seed, None);
+            let result = run(&ops);
+            outcome.iterations += 1;
+            outcome.ops += result.stats.steps as u64;
+            max_used = max_used.max(result.stats.max_used);
+            if let Some(d) = result.divergence {
+                let _ = std::fs::create_dir_all(&opts.out_dir);
+                let file = opts.out_dir.join(format!(
+                    "stress-{}-{}.scenario",
+                    opts.seed,
+                    outcome.iterations - 1
+                ));
+                let text = format!(
                 "# found by: memslot-diff stress --seed {} (iteration {}, program seed {seed:#x}: memslot-diff generate --seed {seed:#x})\n{}",
                 opts.seed,
                 outcome.iterations - 1,
                 scenario::print(&d.ops)
             );
-            let written = std::fs::write(&file, text).is_ok();
-            let ctx = Context {
-                target: Some("stress".to_string()),
-                input: None,
-                replay: written.then(|| Context::replay_command(&file.display().to_string(), None)),
-                note: Some(format!(
-                    "seed {} iteration {} (program seed {seed:#x})",
-                    opts.seed,
-                    outcome.iterations - 1
-                )),
-            };
-            let _ = write!(out, "\n{}", render(&d, &ctx));
-            outcome.failure = Some(file);
-            break;
+                let written = std::fs::write(&file, text).is_ok();
+                let ctx = Context {
+                    target: Some("stress".to_string()),
+                    input: None,
+                    replay: written
+                        .then(|| Context::replay_command(&file.display().to_string(), None)),
+                    note: Some(format!(
+                        "seed {} iteration {} (program seed {seed:#x})",
+                        opts.seed,
+                        outcome.iterations - 1
+                    )),
+                };
+                let _ = write!(out, "\n{}", render(&d, &ctx));
+                outcome.failure = Some(file);
+                break;
+            }
         }
         if last_print.elapsed() >= Duration::from_secs(1) {
             last_print = Instant::now();
