@@ -3,7 +3,7 @@
 
 MEMSLOT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export MEMSLOT_ROOT
-FUZZ_TARGETS=(differential lookups requests)
+FUZZ_TARGETS=(differential lookups requests update)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }

@@ -453,6 +453,8 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             time,
             iters,
             out_dir,
+            lockstep: crate::zoo::selected(),
+            generator: crate::zoo::generator(),
         },
         out,
     );
@@ -510,6 +512,33 @@ fn seed_corpus(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
                 std::fs::write(&name, bytes).map_err(|e| format!("{}: {e}", name.display()))?;
                 written += 1;
             }
+        }
+    }
+    // The `update` target's calls (lowlevel.rs), from their text form.
+    let dest = out_dir.join("update");
+    std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    for kind in ["seeds", "regressions"] {
+        let dir = corpus_dir.join("update").join(kind);
+        if !dir.is_dir() {
+            continue;
+        }
+        let files = corpus::files(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for file in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "calls"))
+        {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let calls =
+                crate::lowlevel::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let name = dest.join(format!("{kind}-{stem}"));
+            std::fs::write(&name, crate::lowlevel::encode(&calls))
+                .map_err(|e| format!("{}: {e}", name.display()))?;
+            written += 1;
         }
     }
     let _ = writeln!(

@@ -132,6 +132,73 @@ pub fn decode(data: &[u8]) -> Vec<Call> {
     calls
 }
 
+/// Parses calls in [`Call::text`]'s form, one per line (`#` comments and blank lines allowed),
+/// as `corpus/update/seeds/*.calls` holds them. Errors name the line.
+pub fn parse(text: &str) -> Result<Vec<Call>, String> {
+    let mut calls = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |why: String| format!("line {}: {why}: `{line}`", n + 1);
+        let mut words = line.split_whitespace();
+        if words.next() != Some("update_memslots") {
+            return Err(bad("expected `update_memslots key=value...`".to_string()));
+        }
+        let (mut as_id, mut id, mut change, mut gfn, mut npages, mut flags) =
+            (None, None, None, None, None, None);
+        for word in words {
+            let (key, value) = word
+                .split_once('=')
+                .ok_or_else(|| bad(format!("`{word}` is not key=value")))?;
+            let number = || {
+                crate::scenario::parse_u64(value, false)
+                    .map_err(|why| bad(format!("bad number for {key}: {why}")))
+            };
+            match key {
+                "as" => as_id = Some(number()?),
+                "id" => id = Some(number()?),
+                "gfn" => gfn = Some(number()?),
+                "npages" => npages = Some(number()?),
+                "flags" => flags = Some(number()?),
+                "change" => {
+                    change = Some(match value {
+                        "create" => Change::Create,
+                        "delete" => Change::Delete,
+                        "move" => Change::Move,
+                        "flags-only" => Change::FlagsOnly,
+                        _ => return Err(bad(format!("unknown change `{value}`"))),
+                    })
+                }
+                _ => return Err(bad(format!("unknown key `{key}`"))),
+            }
+        }
+        let missing = |key: &str| bad(format!("missing {key}="));
+        let as_id = as_id.ok_or_else(|| missing("as"))?;
+        let id = id.ok_or_else(|| missing("id"))?;
+        if as_id >= u64::from(KVM_ADDRESS_SPACE_NUM) || id >= u64::from(KVM_MEM_SLOTS_NUM) {
+            return Err(bad("as or id out of range".to_string()));
+        }
+        calls.push(Call {
+            as_id: as_id as u16,
+            change: change.ok_or_else(|| missing("change"))?,
+            slot: MemorySlot {
+                id: id as u16,
+                base_gfn: gfn.ok_or_else(|| missing("gfn"))?,
+                npages: npages.ok_or_else(|| missing("npages"))?,
+                flags: flags.unwrap_or(0) as u32,
+                userspace_addr: if npages == Some(0) {
+                    0
+                } else {
+                    hva_of(id as u16)
+                },
+            },
+        });
+    }
+    Ok(calls)
+}
+
 /// The five bytes [`decode`] reads for one call (the inverse for the calls it keeps).
 pub fn encode(calls: &[Call]) -> Vec<u8> {
     let mut out = Vec::with_capacity(calls.len() * 5);
@@ -168,12 +235,10 @@ fn mr_change(change: Change) -> MrChange {
     }
 }
 
-/// The post15 state the `update` target compares with the core in this process.
-pub fn port() -> Port {
-    match zoo::selected() {
-        zoo::Lockstep::Standard => Port::Post15,
-        lockstep => lockstep.port().expect("a zoo lockstep names a port"),
-    }
+/// The post15 state the `update` target compares with the core under `lockstep`: the fixed
+/// one for the standard set, else the zoo's.
+pub fn port(lockstep: &zoo::Lockstep) -> Port {
+    lockstep.port().unwrap_or(Port::Post15)
 }
 
 /// `(id, base_gfn, npages, flags, hva)` of the used entries, in array order.
@@ -218,9 +283,8 @@ fn port_view(vm: &mut PortVm, as_id: u16) -> (Entries, Vec<i64>) {
     (entries, index)
 }
 
-/// Runs the calls on the core and the port; the report of the first difference, if any.
-pub fn check(calls: &[Call]) -> Result<(), String> {
-    let port = port();
+/// Runs the calls on the core and `port`; the report of the first difference, if any.
+pub fn check(port: Port, calls: &[Call]) -> Result<(), String> {
     let mut core: Vec<Memslots> = (0..KVM_ADDRESS_SPACE_NUM)
         .map(|a| Memslots::new(usize::from(KVM_MEM_SLOTS_NUM), u64::from(a)))
         .collect();
@@ -294,7 +358,7 @@ pub fn check(calls: &[Call]) -> Result<(), String> {
 
 /// The `update` fuzz target.
 pub fn fuzz(data: &[u8]) {
-    if let Err(report) = check(&decode(data)) {
+    if let Err(report) = check(port(&zoo::selected()), &decode(data)) {
         panic!("\n{report}");
     }
 }
@@ -317,6 +381,6 @@ mod tests {
         // create id 0, move absent id 1, flags-only absent id 2, delete absent id 3
         let calls = decode(&[0, 0, 0, 0, 0, 2, 1, 8, 0, 0, 3, 2, 0, 0, 0, 1, 3, 0, 0, 0]);
         assert_eq!(calls.len(), 4);
-        check(&calls).unwrap();
+        check(Port::Post15, &calls).unwrap();
     }
 }

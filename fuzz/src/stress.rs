@@ -22,7 +22,7 @@ use crate::generate::{Generator, Intent, RngSource, Source, Weights};
 use crate::ops::Op;
 use crate::realistic::Script;
 use crate::report::{render, Context};
-use crate::runner::run;
+use crate::runner::{RunOptions, Runner};
 use crate::scenario;
 use crate::zoo::{self, Generator as Drawn};
 
@@ -60,21 +60,49 @@ pub fn iteration_seed(seed: u64, iteration: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The program of one seed; `kind` forces its kind (else the seed picks one).
+/// What programs are made of: the generator, and whether `fail-prepare` is armed now and then
+/// (for the zoo's prepare-failure bug).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recipe {
+    pub generator: Drawn,
+    pub fail_prepare: bool,
+}
+
+impl Recipe {
+    /// This process's recipe ([`zoo::generator`], [`zoo::selected`]).
+    pub fn selected() -> Recipe {
+        Recipe::for_lockstep(&zoo::selected(), zoo::generator())
+    }
+
+    pub fn for_lockstep(lockstep: &zoo::Lockstep, generator: Drawn) -> Recipe {
+        Recipe {
+            generator,
+            fail_prepare: lockstep.allows_fail_prepare(),
+        }
+    }
+}
+
+/// The program of one seed with this process's recipe; `kind` forces its kind (else the seed
+/// picks one).
 pub fn program(seed: u64, kind: Option<Kind>) -> Vec<crate::Op> {
+    program_with(Recipe::selected(), seed, kind)
+}
+
+/// [`program`] with an explicit recipe.
+pub fn program_with(recipe: Recipe, seed: u64, kind: Option<Kind>) -> Vec<crate::Op> {
     let mut src = RngSource(SmallRng::seed_from_u64(seed));
     let kind = kind.unwrap_or(match src.below(100) {
         0..=59 => Kind::Short,
         60..=91 => Kind::Realistic,
         _ => Kind::Long,
     });
-    let steered = zoo::generator() == Drawn::Steered;
+    let steered = recipe.generator == Drawn::Steered;
     let weights = if steered {
         Weights::differential()
     } else {
         Drawn::random_weights()
     };
-    let fail_prepare = zoo::selected().allows_fail_prepare();
+    let fail_prepare = recipe.fail_prepare;
     let mut g = Generator::new(20_000);
     let random = |g: &mut Generator, src: &mut RngSource<SmallRng>, n: u64| {
         for _ in 0..n {
@@ -142,6 +170,10 @@ pub struct Options {
     pub iters: Option<u64>,
     /// Where the failing scenario is written.
     pub out_dir: PathBuf,
+    /// Which implementations to compare (the command line's `--zoo`).
+    pub lockstep: zoo::Lockstep,
+    /// Which generator draws the programs (`--generator`).
+    pub generator: Drawn,
 }
 
 /// What a stress run did.
@@ -161,7 +193,8 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
     let mut outcome = Outcome::default();
     let mut last_print = start;
     let mut max_used = 0;
-    let lockstep = zoo::selected();
+    let lockstep = opts.lockstep;
+    let recipe = Recipe::for_lockstep(&lockstep, opts.generator);
     let update_target =
         matches!(lockstep, zoo::Lockstep::Zoo { bug, .. } if bug.target == "update");
     let _ = writeln!(
@@ -174,7 +207,7 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
             Some(port) if update_target => format!("core and {port} through update_memslots"),
             Some(port) => format!("core, {port}, oracle"),
         },
-        if zoo::generator() == Drawn::Random {
+        if opts.generator == Drawn::Random {
             " (random generator)"
         } else {
             ""
@@ -193,7 +226,8 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
             let calls = crate::lowlevel::decode(&data);
             outcome.iterations += 1;
             outcome.ops += calls.len() as u64;
-            if let Err(report) = crate::lowlevel::check(&calls) {
+            let port = crate::lowlevel::port(&lockstep);
+            if let Err(report) = crate::lowlevel::check(port, &calls) {
                 let _ = std::fs::create_dir_all(&opts.out_dir);
                 let file = opts.out_dir.join(format!(
                     "stress-{}-{}.update",
@@ -211,8 +245,8 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
                 break;
             }
         } else {
-            let ops = program(seed, None);
-            let result = run(&ops);
+            let ops = program_with(recipe, seed, None);
+            let result = Runner::new(lockstep.implementations(), RunOptions::default()).run(&ops);
             outcome.iterations += 1;
             outcome.ops += result.stats.steps as u64;
             max_used = max_used.max(result.stats.max_used);
