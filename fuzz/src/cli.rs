@@ -8,6 +8,9 @@
 //! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
 //!                     [--generator steered|random] [--json]
 //! memslot-diff seed-corpus [--corpus DIR] [--out DIR]
+//! memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
+//!                   [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR]
+//!                   [--fuzz-bin-dir DIR]
 //! ```
 //!
 //! Exit status: 0 when every implementation agrees (or the command succeeded), 1 on a
@@ -51,6 +54,14 @@ commands:
   seed-corpus [--corpus DIR] [--out DIR]
         Convert corpus/<target>/{seeds,regressions} to libFuzzer inputs in
         fuzz/corpus/<target>/ (what `cargo fuzz run <target>` starts from).
+  eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
+       [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR] [--fuzz-bin-dir DIR]
+        Measure how fast each engine finds each zoo bug: N independent trials per bug and
+        engine from an empty corpus (default: all bugs, both engines, 10 trials, cap 60s, jobs
+        2), then the same with the random baseline generator (--baseline-trials 0 skips it).
+        Writes results.json, table.md and survival.svg to DIR (default:
+        target/memslot-diff/eval) and prints the table. The libfuzzer engine runs the
+        binaries of `cargo +nightly fuzz build` (or those in --fuzz-bin-dir).
 
 zoo bugs (--zoo; MEMSLOT_DIFF_ZOO=BUG[:fixed] for the fuzz targets): stale-lru, empty-array,
   below-lowest, below-lowest-full, prepare-invalid, update-absent-id.
@@ -77,6 +88,7 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
         "generate" => generate(rest, out),
         "stress" => stress_command(rest, out),
         "seed-corpus" => seed_corpus(rest, out),
+        "eval" => crate::eval::command(rest, out),
         "help" | "-h" | "--help" => {
             let _ = writeln!(out, "{USAGE}");
             Ok(0)
