@@ -14,7 +14,8 @@
 //!   executions are the programs it ran.
 //! * `libfuzzer`: the bug's fuzz target as built by `cargo fuzz build` (ASan), with
 //!   `MEMSLOT_DIFF_ZOO=BUG` and `MEMSLOT_DIFF_GENERATOR=G`, an empty corpus directory,
-//!   `-seed=S -max_total_time=CAP`; a `crash-*` artifact is a detection; executions are
+//!   `-seed=S -max_total_time=CAP -len_control=0` (inputs at full length from the start: a bug
+//!   takes several operations); a `crash-*` artifact is a detection; executions are
 //!   libFuzzer's `stat::number_of_executed_units` (else its last `#N` status line).
 //!
 //! Time to detection is the wall clock of the trial's process, for both engines, so it
@@ -654,6 +655,9 @@ fn run_libfuzzer(
         .arg(format!("-max_total_time={cap_seconds}"))
         .arg("-print_final_stats=1")
         .arg("-rss_limit_mb=4096")
+        // Inputs are operation sequences and a bug needs several steps: libFuzzer's default
+        // length control keeps inputs to a few operations for the first minutes.
+        .arg("-len_control=0")
         .arg(format!("-artifact_prefix={}/", spec.dir.display()));
     let dict = launcher.dict_dir.join(format!("{}.dict", spec.bug.target));
     if dict.is_file() {
