@@ -244,6 +244,8 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
                     "divergence": result.divergence.as_ref().map(|d| serde_json::json!({
                         "step": d.step, "op": d.op.to_string(), "aspect": d.aspect,
                         "details": d.details, "also": d.also,
+                        "signature": crate::report::signature(d),
+                        "disagreeing": crate::report::disagreeing(d),
                     })),
                     "stats": result.stats,
                     "steps": result.trace,

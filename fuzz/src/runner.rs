@@ -118,6 +118,8 @@ pub struct Divergence {
     pub ops: Vec<Op>,
     /// Number of operations in the whole program.
     pub total: usize,
+    /// What the step was, by the oracle's verdict (for the signature, `report::signature`).
+    pub op_kind: Option<OpKind>,
 }
 
 /// Counters of a run, for progress output and `# expect:` annotations.
@@ -538,7 +540,18 @@ impl Runner {
         let Some(as_id) = op.address_space() else {
             return;
         };
-        let kind = match verdict {
+        if let Some(kind) = self.op_kind(verdict) {
+            self.stats.kinds |= kind.bit(as_id);
+            let private = matches!(op, Op::KSet(r) if r.id() >= KVM_USER_MEM_SLOTS);
+            if private && kind == OpKind::Create {
+                self.stats.kinds |= OpKind::Private.bit(as_id);
+            }
+        }
+    }
+
+    /// What kind of operation a verdict says a step was (the oracle's verdict for requests).
+    fn op_kind(&self, verdict: &Verdict) -> Option<OpKind> {
+        match verdict {
             // The last implementation is the oracle, which names what a request changed.
             Verdict::Rc { rc: 0, .. } => self.impls.last().and_then(|i| i.last_change()),
             Verdict::Rc { rc: -22, .. } => Some(OpKind::Einval),
@@ -555,13 +568,6 @@ impl Runner {
             } else {
                 OpKind::IdMiss
             }),
-        };
-        if let Some(kind) = kind {
-            self.stats.kinds |= kind.bit(as_id);
-            let private = matches!(op, Op::KSet(r) if r.id() >= KVM_USER_MEM_SLOTS);
-            if private && kind == OpKind::Create {
-                self.stats.kinds |= OpKind::Private.bit(as_id);
-            }
         }
     }
 
@@ -798,6 +804,7 @@ impl Runner {
             tables: vec![(shown, snapshots)],
             ops: ops[..step].to_vec(),
             total: ops.len(),
+            op_kind: verdicts.last().and_then(|v| self.op_kind(v)),
         }
     }
 }
