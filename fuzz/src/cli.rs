@@ -26,6 +26,7 @@ use crate::runner::{RunOptions, Runner};
 use crate::scenario;
 use crate::stress;
 use crate::targets::Target;
+use crate::zoo::{Generator, Lockstep};
 
 const USAGE: &str = "\
 usage: memslot-diff <command> [options]
@@ -196,10 +197,13 @@ impl Args {
             .transpose()
     }
 
-    /// `--zoo BUG [--fixed]` and `--generator G`: this process's implementations and programs.
-    fn select_lockstep(&self) -> Result<(), String> {
+    /// `--zoo BUG [--fixed]` and `--generator G`: the implementations to compare and the
+    /// generator to draw programs with (default: `MEMSLOT_DIFF_ZOO` and
+    /// `MEMSLOT_DIFF_GENERATOR`, else the standard set and the steered generator). Fuzz
+    /// artifacts are decoded as the environment says, as the fuzzer that wrote them did.
+    fn lockstep(&self) -> Result<(Lockstep, Generator), String> {
         let command = self.command;
-        match self.value("zoo") {
+        let lockstep = match self.value("zoo") {
             Some(name) => {
                 let bug = crate::zoo::bug(name).ok_or_else(|| {
                     format!(
@@ -207,21 +211,21 @@ impl Args {
                         crate::zoo::bug_names()
                     )
                 })?;
-                let fixed = self.flag("fixed");
-                crate::zoo::select(crate::zoo::Lockstep::Zoo { bug, fixed })
-                    .map_err(|e| format!("{command}: {e}"))?;
+                Lockstep::Zoo {
+                    bug,
+                    fixed: self.flag("fixed"),
+                }
             }
             None if self.flag("fixed") => {
                 return Err(format!("{command}: --fixed needs --zoo BUG"))
             }
-            None => {}
-        }
-        if let Some(name) = self.value("generator") {
-            let generator =
-                crate::zoo::Generator::parse(name).map_err(|e| format!("{command}: {e}"))?;
-            crate::zoo::select_generator(generator).map_err(|e| format!("{command}: {e}"))?;
-        }
-        Ok(())
+            None => Lockstep::from_env().map_err(|e| format!("{command}: {e}"))?,
+        };
+        let generator = match self.value("generator") {
+            Some(name) => Generator::parse(name).map_err(|e| format!("{command}: {e}"))?,
+            None => Generator::from_env().map_err(|e| format!("{command}: {e}"))?,
+        };
+        Ok((lockstep, generator))
     }
 
     fn exactly(&self, n: usize, what: &str) -> Result<(), String> {
@@ -239,7 +243,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
         &["json", "summary", "text", "bytes", "fixed"],
         &["target", "zoo", "generator"],
     )?;
-    a.select_lockstep()?;
+    let (lockstep, _) = a.lockstep()?;
     if a.positional.is_empty() {
         return Err("replay: expected FILE or DIR arguments".to_string());
     }
@@ -279,8 +283,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
                 record: json,
                 ..RunOptions::default()
             };
-            let result =
-                Runner::new(crate::zoo::selected().implementations(), opts).run(&loaded.ops);
+            let result = Runner::new(lockstep.implementations(), opts).run(&loaded.ops);
             let agreed = result.agreed();
             if !agreed && status == 0 {
                 status = 1;
@@ -294,6 +297,8 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
                     "divergence": result.divergence.as_ref().map(|d| serde_json::json!({
                         "step": d.step, "op": d.op.to_string(), "aspect": d.aspect,
                         "details": d.details, "also": d.also,
+                        "signature": crate::report::signature(d),
+                        "disagreeing": crate::report::disagreeing(d),
                     })),
                     "stats": result.stats,
                     "steps": result.trace,
@@ -302,7 +307,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
             }
             match &result.divergence {
                 Some(d) => {
-                    let _ = write!(out, "{}", render(d, &context(&file, &loaded)));
+                    let _ = write!(out, "{}", render(d, &context(&file, &loaded, &lockstep)));
                 }
                 None => {
                     let _ = writeln!(
@@ -332,7 +337,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
     Ok(status)
 }
 
-fn context(file: &Path, loaded: &Loaded) -> Context {
+fn context(file: &Path, loaded: &Loaded, lockstep: &Lockstep) -> Context {
     let shown = file.display().to_string();
     let target = loaded.target.map(Target::name);
     let explicit = match loaded.target {
@@ -345,7 +350,7 @@ fn context(file: &Path, loaded: &Loaded) -> Context {
             None => "scenario text".to_string(),
         }),
         input: Some(shown.clone()),
-        replay: Some(Context::replay_command(&shown, explicit)),
+        replay: Some(Context::replay_command(&shown, explicit) + &lockstep.replay_args()),
         note: loaded.notes.first().cloned(),
     }
 }
@@ -443,7 +448,7 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         &["seed", "time", "iters", "out", "zoo", "generator"],
     )?;
     a.exactly(0, "no positional arguments")?;
-    a.select_lockstep()?;
+    let (lockstep, generator) = a.lockstep()?;
     let time = a.value("time").map(parse_duration).transpose()?;
     let iters = a.number("iters")?;
     if time.is_none() && iters.is_none() {
@@ -465,8 +470,8 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             time,
             iters,
             out_dir,
-            lockstep: crate::zoo::selected(),
-            generator: crate::zoo::generator(),
+            lockstep,
+            generator,
         },
         out,
     );
