@@ -985,7 +985,7 @@ pub fn survival_svg(groups: &[Group]) -> String {
         LEFT + (t.clamp(T_MIN, t_max).log10() - log_min) / (log_max - log_min) * PLOT_WIDTH
     };
     let y = |fraction: f64| TOP + (1.0 - fraction) * PLOT_HEIGHT;
-    let width = LEGEND_X + 330.0;
+    let width = LEGEND_X + 380.0;
     let height = (TOP + PLOT_HEIGHT + 60.0).max(TOP + 20.0 + groups.len() as f64 * LEGEND_ROW);
 
     let mut svg = String::new();
