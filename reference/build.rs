@@ -1,4 +1,5 @@
-//! Builds the literal C ports (c/pre_api.c, c/post_api.c) into one static library.
+//! Builds the literal C ports, one translation unit per port state (`c/states/*.c`), and the
+//! shim's guarded allocator (`c/shim/guard.c`) into one static library.
 //!
 //! `cc` does not inherit RUSTFLAGS, so the instrumentation the Rust side gets from
 //! cargo-fuzz (`--cfg fuzzing`, `-Zsanitizer=...`) or from `-Cinstrument-coverage` is
@@ -10,19 +11,27 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SOURCES: [&str; 3] = ["c/pre_api.c", "c/post_api.c", "c/api_layout.c"];
+/// Besides `c/states/*.c`.
+const SOURCES: [&str; 2] = ["c/api_layout.c", "c/shim/guard.c"];
 
 fn main() {
-    for dir in ["c", "c/shim", "c/pre", "c/post"] {
+    for dir in ["c", "c/shim", "c/pre", "c/post", "c/post15", "c/states"] {
         println!("cargo:rerun-if-changed={dir}");
     }
     for var in ["CC", "CFLAGS", "MEMSLOT_WERROR", "MEMSLOT_NO_INSTRUMENT"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
+    let mut states: Vec<PathBuf> = std::fs::read_dir("c/states")
+        .expect("reference/c/states")
+        .map(|entry| entry.expect("reference/c/states entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "c"))
+        .collect();
+    states.sort();
     let mut build = cc::Build::new();
     build
         .files(SOURCES)
+        .files(&states)
         .include("c")
         .include("c/shim")
         .flag("-std=gnu11")
@@ -51,6 +60,77 @@ fn main() {
         }
     }
     build.compile("memslot_reference");
+    write_port_tables(&states);
+}
+
+/// The functions every state exports (`memslot_<state>_<name>`), as `PortFns` fields.
+const API_FUNCTIONS: &[(&str, &str)] = &[
+    ("create_vm", "() -> *mut Kvm"),
+    ("destroy_vm", "(kvm: *mut Kvm)"),
+    (
+        "ioctl_set_memory_region",
+        "(kvm: *mut Kvm, mem: *const MemslotApiRegion) -> i32",
+    ),
+    (
+        "set_memory_region",
+        "(kvm: *mut Kvm, mem: *const MemslotApiRegion) -> i32",
+    ),
+    (
+        "search_memslots",
+        "(kvm: *mut Kvm, as_id: i32, gfn: u64, out: *mut MemslotApiSlot) -> i32",
+    ),
+    (
+        "id_to_memslot",
+        "(kvm: *mut Kvm, as_id: i32, id: i32, out: *mut MemslotApiSlot) -> i32",
+    ),
+    (
+        "for_each_memslot",
+        "(kvm: *mut Kvm, as_id: i32, ids: *mut i16, cap: i32) -> i32",
+    ),
+    (
+        "get_state",
+        "(kvm: *mut Kvm, as_id: i32, out: *mut MemslotApiState, max: u32) -> i32",
+    ),
+    ("lru_slot", "(kvm: *mut Kvm, as_id: i32) -> i32"),
+    ("set_lru_slot", "(kvm: *mut Kvm, as_id: i32, lru: i32)"),
+    ("set_prepare_error", "(kvm: *mut Kvm, error: i32)"),
+    (
+        "update_memslots",
+        "(kvm: *mut Kvm, as_id: i32, slot: *const MemslotApiSlot, change: i32) -> i32",
+    ),
+    ("warn_count", "() -> u64"),
+    ("last_warn", "() -> *const c_char"),
+];
+
+/// `$OUT_DIR/port_states.rs`: for each `c/states/<state>.c`, the extern declarations of its C
+/// API and a `PortFns` table named after it, so that a state is added by adding its file.
+fn write_port_tables(states: &[PathBuf]) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut names = Vec::new();
+    for path in states {
+        let state = path
+            .file_stem()
+            .expect("state file")
+            .to_string_lossy()
+            .into_owned();
+        let table = state.to_uppercase();
+        out.push_str("extern \"C\" {\n");
+        for (name, signature) in API_FUNCTIONS {
+            writeln!(out, "    fn memslot_{state}_{name}{signature};").unwrap();
+        }
+        out.push_str("}\n");
+        writeln!(out, "pub static {table}: PortFns = PortFns {{").unwrap();
+        for (name, _) in API_FUNCTIONS {
+            writeln!(out, "    {name}: memslot_{state}_{name},").unwrap();
+        }
+        out.push_str("};\n");
+        names.push(state);
+    }
+    writeln!(out, "/// The C name of every port state, sorted.").unwrap();
+    writeln!(out, "pub const STATES: &[&str] = &{names:?};").unwrap();
+    let dest = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("port_states.rs");
+    std::fs::write(&dest, out).expect("write port_states.rs");
 }
 
 /// What the Rust side of this build is instrumented with, read from cargo's view of the target.

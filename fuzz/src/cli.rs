@@ -1,12 +1,16 @@
 //! The `memslot-diff` command line tool (`cargo memslot-diff ...`).
 //!
 //! ```text
-//! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] FILE|DIR...
+//! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed]] FILE|DIR...
 //! memslot-diff fmt [--target T] ARTIFACT
 //! memslot-diff encode [--target T] SCENARIO OUTPUT
 //! memslot-diff generate --seed S [--kind short|realistic|long]
-//! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR]
+//! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
+//!                     [--generator steered|random] [--json]
 //! memslot-diff seed-corpus [--corpus DIR] [--out DIR]
+//! memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
+//!                   [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR]
+//!                   [--fuzz-bin-dir DIR]
 //! ```
 //!
 //! Exit status: 0 when every implementation agrees (or the command succeeded), 1 on a
@@ -18,18 +22,20 @@ use std::time::Duration;
 
 use crate::corpus::{self, Format, Loaded};
 use crate::report::{render, Context};
-use crate::runner::{standard_implementations, RunOptions, Runner};
+use crate::runner::{RunOptions, Runner};
 use crate::scenario;
 use crate::stress;
 use crate::targets::Target;
+use crate::zoo::{Generator, Lockstep};
 
 const USAGE: &str = "\
 usage: memslot-diff <command> [options]
 
 commands:
-  replay [--json] [--summary] [--target T] [--text|--bytes] FILE|DIR...
+  replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed]] FILE|DIR...
         Run scenario files or fuzz artifacts (detected per file) on every implementation
-        and print the divergence report, if any. --json prints every implementation's state
+        and print the divergence report, if any. --zoo compares core and oracle with that zoo
+        bug's state (or, with --fixed, its fixed state) instead of the standard set. --json prints every implementation's state
         after every step. --summary prints the '# expect:' line of each file. --target
         (differential, lookups, requests) chooses how artifacts decode; by default it is taken
         from the path (corpus/<target>/... or artifacts/<target>/...), else differential.
@@ -39,13 +45,27 @@ commands:
         Write the byte form of a scenario (a fuzz input that decodes to the same program).
   generate --seed S [--kind short|realistic|long]
         Print the program the stress generator builds from a seed.
-  stress [--seed S] (--time T | --iters N) [--out DIR]
+  stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
+         [--generator steered|random] [--json]
         Generate and check programs without libFuzzer until the budget is spent (T: 30s,
         5m, 1h) or the implementations diverge; the failing scenario is written to DIR
-        (default: target/memslot-diff/).
+        (default: target/memslot-diff/). --zoo runs a zoo bug's state (--fixed: its fixed
+        state); --generator random draws the eval baseline's programs; --json ends with one
+        line of JSON: detected, seconds, programs, ops.
   seed-corpus [--corpus DIR] [--out DIR]
         Convert corpus/<target>/{seeds,regressions} to libFuzzer inputs in
         fuzz/corpus/<target>/ (what `cargo fuzz run <target>` starts from).
+  eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
+       [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR] [--fuzz-bin-dir DIR]
+        Measure how fast each engine finds each zoo bug: N independent trials per bug and
+        engine from an empty corpus (default: all bugs, both engines, 10 trials, cap 60s, jobs
+        2), then the same with the random baseline generator (--baseline-trials 0 skips it).
+        Writes results.json, table.md and survival.svg to DIR (default:
+        target/memslot-diff/eval) and prints the table. The libfuzzer engine runs the
+        binaries of `cargo +nightly fuzz build` (or those in --fuzz-bin-dir).
+
+zoo bugs (--zoo; MEMSLOT_DIFF_ZOO=BUG[:fixed] for the fuzz targets): stale-lru, empty-array,
+  below-lowest, below-lowest-full, prepare-invalid, update-absent-id.
 
 exit status: 0 all implementations agree, 1 divergence, 2 bad input or usage";
 
@@ -69,6 +89,7 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
         "generate" => generate(rest, out),
         "stress" => stress_command(rest, out),
         "seed-corpus" => seed_corpus(rest, out),
+        "eval" => crate::eval::command(rest, out),
         "help" | "-h" | "--help" => {
             let _ = writeln!(out, "{USAGE}");
             Ok(0)
@@ -176,6 +197,37 @@ impl Args {
             .transpose()
     }
 
+    /// `--zoo BUG [--fixed]` and `--generator G`: the implementations to compare and the
+    /// generator to draw programs with (default: `MEMSLOT_DIFF_ZOO` and
+    /// `MEMSLOT_DIFF_GENERATOR`, else the standard set and the steered generator). Fuzz
+    /// artifacts are decoded as the environment says, as the fuzzer that wrote them did.
+    fn lockstep(&self) -> Result<(Lockstep, Generator), String> {
+        let command = self.command;
+        let lockstep = match self.value("zoo") {
+            Some(name) => {
+                let bug = crate::zoo::bug(name).ok_or_else(|| {
+                    format!(
+                        "{command}: unknown zoo bug '{name}' (known: {})",
+                        crate::zoo::bug_names()
+                    )
+                })?;
+                Lockstep::Zoo {
+                    bug,
+                    fixed: self.flag("fixed"),
+                }
+            }
+            None if self.flag("fixed") => {
+                return Err(format!("{command}: --fixed needs --zoo BUG"))
+            }
+            None => Lockstep::from_env().map_err(|e| format!("{command}: {e}"))?,
+        };
+        let generator = match self.value("generator") {
+            Some(name) => Generator::parse(name).map_err(|e| format!("{command}: {e}"))?,
+            None => Generator::from_env().map_err(|e| format!("{command}: {e}"))?,
+        };
+        Ok((lockstep, generator))
+    }
+
     fn exactly(&self, n: usize, what: &str) -> Result<(), String> {
         if self.positional.len() != n {
             return Err(format!("{}: expected {what}", self.command));
@@ -188,9 +240,10 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
     let a = Args::parse(
         "replay",
         args,
-        &["json", "summary", "text", "bytes"],
-        &["target"],
+        &["json", "summary", "text", "bytes", "fixed"],
+        &["target", "zoo", "generator"],
     )?;
+    let (lockstep, _) = a.lockstep()?;
     if a.positional.is_empty() {
         return Err("replay: expected FILE or DIR arguments".to_string());
     }
@@ -230,7 +283,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
                 record: json,
                 ..RunOptions::default()
             };
-            let result = Runner::new(standard_implementations(), opts).run(&loaded.ops);
+            let result = Runner::new(lockstep.implementations(), opts).run(&loaded.ops);
             let agreed = result.agreed();
             if !agreed && status == 0 {
                 status = 1;
@@ -254,7 +307,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
             }
             match &result.divergence {
                 Some(d) => {
-                    let _ = write!(out, "{}", render(d, &context(&file, &loaded)));
+                    let _ = write!(out, "{}", render(d, &context(&file, &loaded, &lockstep)));
                 }
                 None => {
                     let _ = writeln!(
@@ -284,7 +337,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
     Ok(status)
 }
 
-fn context(file: &Path, loaded: &Loaded) -> Context {
+fn context(file: &Path, loaded: &Loaded, lockstep: &Lockstep) -> Context {
     let shown = file.display().to_string();
     let target = loaded.target.map(Target::name);
     let explicit = match loaded.target {
@@ -297,7 +350,7 @@ fn context(file: &Path, loaded: &Loaded) -> Context {
             None => "scenario text".to_string(),
         }),
         input: Some(shown.clone()),
-        replay: Some(Context::replay_command(&shown, explicit)),
+        replay: Some(Context::replay_command(&shown, explicit) + &lockstep.replay_args()),
         note: loaded.notes.first().cloned(),
     }
 }
@@ -388,8 +441,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
-    let a = Args::parse("stress", args, &[], &["seed", "time", "iters", "out"])?;
+    let a = Args::parse(
+        "stress",
+        args,
+        &["fixed", "json"],
+        &["seed", "time", "iters", "out", "zoo", "generator"],
+    )?;
     a.exactly(0, "no positional arguments")?;
+    let (lockstep, generator) = a.lockstep()?;
     let time = a.value("time").map(parse_duration).transpose()?;
     let iters = a.number("iters")?;
     if time.is_none() && iters.is_none() {
@@ -411,9 +470,21 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             time,
             iters,
             out_dir,
+            lockstep,
+            generator,
         },
         out,
     );
+    if a.flag("json") {
+        let line = serde_json::json!({
+            "detected": outcome.failure.is_some(),
+            "seconds": outcome.elapsed.as_secs_f64(),
+            "programs": outcome.iterations,
+            "ops": outcome.ops,
+            "seed": seed,
+        });
+        let _ = writeln!(out, "{line}");
+    }
     Ok(if outcome.failure.is_some() { 1 } else { 0 })
 }
 
@@ -458,6 +529,33 @@ fn seed_corpus(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
                 std::fs::write(&name, bytes).map_err(|e| format!("{}: {e}", name.display()))?;
                 written += 1;
             }
+        }
+    }
+    // The `update` target's calls (lowlevel.rs), from their text form.
+    let dest = out_dir.join("update");
+    std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    for kind in ["seeds", "regressions"] {
+        let dir = corpus_dir.join("update").join(kind);
+        if !dir.is_dir() {
+            continue;
+        }
+        let files = corpus::files(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for file in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "calls"))
+        {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let calls =
+                crate::lowlevel::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let name = dest.join(format!("{kind}-{stem}"));
+            std::fs::write(&name, crate::lowlevel::encode(&calls))
+                .map_err(|e| format!("{}: {e}", name.display()))?;
+            written += 1;
         }
     }
     let _ = writeln!(

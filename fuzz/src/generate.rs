@@ -538,13 +538,31 @@ impl Generator {
         let npages = [1, 2, 16, 512][src.below(4) as usize];
         let gap = [0, 1, npages][src.below(3) as usize];
         let layout = self.layout(as_id);
+        // Upward from the highest slot, or (on a full input) downward from a high anchor, below
+        // the lowest slot: then the lowest ids hold the highest GFNs, as in a guest whose
+        // firmware maps its first regions at the top of a large address space.
+        if src.chance(128) {
+            let anchor = [1u64 << 20, 1 << 36, 1 << 50][src.below(3) as usize];
+            let mut top = layout.last().map_or(anchor, |s| s.base_gfn.min(anchor));
+            let mut next_id = 0;
+            for _ in 0..count {
+                if self.is_full() || top < npages + gap {
+                    break;
+                }
+                while next_id < limit_of(all) && self.shadow.get(as_id, next_id).is_some() {
+                    next_id += 1;
+                }
+                if next_id >= limit_of(all) {
+                    break;
+                }
+                top -= npages + gap;
+                self.create(as_id, next_id, top, npages, 0);
+                next_id += 1;
+            }
+            return;
+        }
         let mut gfn = layout.first().map_or(0, |s| s.end_gfn() + gap);
-        // Free ids in increasing order; the private ones only when filling everything.
-        let limit = if all {
-            KVM_MEM_SLOTS_NUM
-        } else {
-            KVM_USER_MEM_SLOTS
-        };
+        let limit = limit_of(all);
         let mut next_id = 0;
         for _ in 0..count {
             if self.is_full() || gfn + npages > MAX_GFN {
@@ -727,6 +745,15 @@ fn pick_flags(src: &mut impl Source) -> u32 {
 
 /// The free GFN ranges `[start, end)` of a layout (array order), lowest first, within
 /// `[0, MAX_GFN)`. Never empty: a full GFN space still yields a one-page pseudo-gap at the top.
+/// Ids a fill may use, in increasing order: the private ones only when filling everything.
+fn limit_of(all: bool) -> u16 {
+    if all {
+        KVM_MEM_SLOTS_NUM
+    } else {
+        KVM_USER_MEM_SLOTS
+    }
+}
+
 pub fn gaps(layout: &[Slot]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut cursor = 0;

@@ -15,8 +15,10 @@
 pub mod cli;
 pub mod corpus;
 pub mod decode;
+pub mod eval;
 pub mod generate;
 pub mod implementations;
+pub mod lowlevel;
 pub mod ops;
 pub mod realistic;
 pub mod report;
@@ -25,6 +27,7 @@ pub mod scenario;
 mod sha1;
 pub mod stress;
 pub mod targets;
+pub mod zoo;
 
 pub use ops::{Op, Region};
 pub use runner::{run, Divergence, RunOptions, RunResult, Runner};

@@ -455,16 +455,25 @@ mod tests {
     fn signatures_name_the_kind_not_the_values() {
         let text = include_str!("../tests/known/lookup-below-512-slots.scenario");
         let ops = crate::scenario::parse(text).unwrap();
-        let d = crate::runner::run(&ops)
+        let lockstep = crate::zoo::Lockstep::parse("below-lowest-full").unwrap();
+        let d = crate::runner::Runner::new(lockstep.implementations(), Default::default())
+            .run(&ops)
             .divergence
             .expect("a known divergence");
-        assert_eq!(signature(&d), "lookup-probe.create.pre-post");
-        assert_eq!(disagreeing(&d), ["pre", "post"]);
+        assert_eq!(
+            signature(&d),
+            "lookup-probe.create.pre-bug-below-lowest-full"
+        );
+        assert_eq!(disagreeing(&d), ["pre-bug-below-lowest-full"]);
         let mut warn = d.clone();
-        warn.aspect = "WARN in post: kvm_main.c:175: WARN_ON_ONCE(x)".to_string();
+        warn.aspect =
+            "WARN in pre-bug-below-lowest-full: kvm_main.c:175: WARN_ON_ONCE(x)".to_string();
         warn.op_kind = Some(crate::runner::OpKind::Move);
-        assert_eq!(signature(&warn), "warn-post-kvm_main.c-175.move");
-        assert_eq!(disagreeing(&warn), ["post"]);
+        assert_eq!(
+            signature(&warn),
+            "warn-pre-bug-below-lowest-full-kvm_main.c-175.move"
+        );
+        assert_eq!(disagreeing(&warn), ["pre-bug-below-lowest-full"]);
     }
 
     #[test]

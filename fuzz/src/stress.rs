@@ -5,6 +5,11 @@
 //! writing the failing scenario to a file. Programs mix short random intent sequences, realistic
 //! guest layouts followed by churn, and long sequences (thousands of operations, up to all 512
 //! slots).
+//!
+//! It honours the process's lockstep and generator ([`crate::zoo`]): with a zoo bug selected it
+//! runs that bug's state, arms `fail-prepare` now and then if the bug needs it, and for the
+//! `update-absent-id` bug drives update_memslots directly ([`crate::lowlevel`]) with random
+//! calls; with the random generator it draws only the baseline's intents and no guest layouts.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,10 +19,12 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use crate::generate::{Generator, Intent, RngSource, Source, Weights};
+use crate::ops::Op;
 use crate::realistic::Script;
 use crate::report::{render, Context};
-use crate::runner::run;
+use crate::runner::{RunOptions, Runner};
 use crate::scenario;
+use crate::zoo::{self, Generator as Drawn};
 
 /// What kind of program a seed produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,22 +60,70 @@ pub fn iteration_seed(seed: u64, iteration: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The program of one seed; `kind` forces its kind (else the seed picks one).
+/// What programs are made of: the generator, and whether `fail-prepare` is armed now and then
+/// (for the zoo's prepare-failure bug).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recipe {
+    pub generator: Drawn,
+    pub fail_prepare: bool,
+}
+
+impl Recipe {
+    /// This process's recipe ([`zoo::generator`], [`zoo::selected`]).
+    pub fn selected() -> Recipe {
+        Recipe::for_lockstep(&zoo::selected(), zoo::generator())
+    }
+
+    pub fn for_lockstep(lockstep: &zoo::Lockstep, generator: Drawn) -> Recipe {
+        Recipe {
+            generator,
+            fail_prepare: lockstep.allows_fail_prepare(),
+        }
+    }
+}
+
+/// The program of one seed with this process's recipe; `kind` forces its kind (else the seed
+/// picks one).
 pub fn program(seed: u64, kind: Option<Kind>) -> Vec<crate::Op> {
+    program_with(Recipe::selected(), seed, kind)
+}
+
+/// [`program`] with an explicit recipe.
+pub fn program_with(recipe: Recipe, seed: u64, kind: Option<Kind>) -> Vec<crate::Op> {
     let mut src = RngSource(SmallRng::seed_from_u64(seed));
     let kind = kind.unwrap_or(match src.below(100) {
         0..=59 => Kind::Short,
         60..=91 => Kind::Realistic,
         _ => Kind::Long,
     });
-    let weights = Weights::differential();
+    let steered = recipe.generator == Drawn::Steered;
+    let weights = if steered {
+        Weights::differential()
+    } else {
+        Drawn::random_weights()
+    };
+    let fail_prepare = recipe.fail_prepare;
     let mut g = Generator::new(20_000);
     let random = |g: &mut Generator, src: &mut RngSource<SmallRng>, n: u64| {
         for _ in 0..n {
+            if fail_prepare && src.chance(16) {
+                let errno = if src.chance(128) { -12 } else { 0 };
+                g.emit(Op::FailPrepare { errno });
+            }
             let intent = weights.pick(src.below(u64::from(weights.total())) as u32);
             g.intent(intent, src);
         }
     };
+    if !steered {
+        // The baseline: as many operations as the steered kinds make, none of them a layout.
+        let n = match kind {
+            Kind::Short => 1 + src.below(64),
+            Kind::Realistic => 20 + src.below(64),
+            Kind::Long => 500 + src.below(2500),
+        };
+        random(&mut g, &mut src, n);
+        return g.into_ops();
+    }
     match kind {
         Kind::Short => {
             let n = 1 + src.below(64);
@@ -100,6 +155,13 @@ pub fn program(seed: u64, kind: Option<Kind>) -> Vec<crate::Op> {
     g.into_ops()
 }
 
+/// The random update_memslots calls of one seed (for the `update-absent-id` bug).
+pub fn update_calls(seed: u64) -> Vec<u8> {
+    let mut src = RngSource(SmallRng::seed_from_u64(seed));
+    let n = 1 + src.below(200) as usize;
+    (0..n * 5).map(|_| src.below(256) as u8).collect()
+}
+
 /// How long to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -108,6 +170,10 @@ pub struct Options {
     pub iters: Option<u64>,
     /// Where the failing scenario is written.
     pub out_dir: PathBuf,
+    /// Which implementations to compare (the command line's `--zoo`).
+    pub lockstep: zoo::Lockstep,
+    /// Which generator draws the programs (`--generator`).
+    pub generator: Drawn,
 }
 
 /// What a stress run did.
@@ -127,7 +193,26 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
     let mut outcome = Outcome::default();
     let mut last_print = start;
     let mut max_used = 0;
-    let _ = writeln!(out, "stress: seed {} ({})", opts.seed, budget_text(opts));
+    let lockstep = opts.lockstep;
+    let recipe = Recipe::for_lockstep(&lockstep, opts.generator);
+    let update_target =
+        matches!(lockstep, zoo::Lockstep::Zoo { bug, .. } if bug.target == "update");
+    let _ = writeln!(
+        out,
+        "stress: seed {} ({}), comparing {}{}",
+        opts.seed,
+        budget_text(opts),
+        match lockstep.port() {
+            None => "core, pre, post, post15, oracle".to_string(),
+            Some(port) if update_target => format!("core and {port} through update_memslots"),
+            Some(port) => format!("core, {port}, oracle"),
+        },
+        if opts.generator == Drawn::Random {
+            " (random generator)"
+        } else {
+            ""
+        }
+    );
     loop {
         let elapsed = start.elapsed();
         if opts.iters.is_some_and(|n| outcome.iterations >= n)
@@ -136,38 +221,66 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
             break;
         }
         let seed = iteration_seed(opts.seed, outcome.iterations);
-        let ops = program(seed, None);
-        let result = run(&ops);
-        outcome.iterations += 1;
-        outcome.ops += result.stats.steps as u64;
-        max_used = max_used.max(result.stats.max_used);
-        if let Some(d) = result.divergence {
-            let _ = std::fs::create_dir_all(&opts.out_dir);
-            let file = opts.out_dir.join(format!(
-                "stress-{}-{}.scenario",
-                opts.seed,
-                outcome.iterations - 1
-            ));
-            let text = format!(
+        if update_target {
+            let data = update_calls(seed);
+            let calls = crate::lowlevel::decode(&data);
+            outcome.iterations += 1;
+            outcome.ops += calls.len() as u64;
+            let port = crate::lowlevel::port(&lockstep);
+            if let Err(report) = crate::lowlevel::check(port, &calls) {
+                let _ = std::fs::create_dir_all(&opts.out_dir);
+                let file = opts.out_dir.join(format!(
+                    "stress-{}-{}.update",
+                    opts.seed,
+                    outcome.iterations - 1
+                ));
+                let _ = std::fs::write(&file, &data);
+                let _ = writeln!(
+                    out,
+                    "\n{report}input: {} (fuzz target `update`: cargo fuzz run update {})",
+                    file.display(),
+                    file.display()
+                );
+                outcome.failure = Some(file);
+                break;
+            }
+        } else {
+            let ops = program_with(recipe, seed, None);
+            let result = Runner::new(lockstep.implementations(), RunOptions::default()).run(&ops);
+            outcome.iterations += 1;
+            outcome.ops += result.stats.steps as u64;
+            max_used = max_used.max(result.stats.max_used);
+            if let Some(d) = result.divergence {
+                let _ = std::fs::create_dir_all(&opts.out_dir);
+                let file = opts.out_dir.join(format!(
+                    "stress-{}-{}.scenario",
+                    opts.seed,
+                    outcome.iterations - 1
+                ));
+                let text = format!(
                 "# found by: memslot-diff stress --seed {} (iteration {}, program seed {seed:#x}: memslot-diff generate --seed {seed:#x})\n{}",
                 opts.seed,
                 outcome.iterations - 1,
                 scenario::print(&d.ops)
             );
-            let written = std::fs::write(&file, text).is_ok();
-            let ctx = Context {
-                target: Some("stress".to_string()),
-                input: None,
-                replay: written.then(|| Context::replay_command(&file.display().to_string(), None)),
-                note: Some(format!(
-                    "seed {} iteration {} (program seed {seed:#x})",
-                    opts.seed,
-                    outcome.iterations - 1
-                )),
-            };
-            let _ = write!(out, "\n{}", render(&d, &ctx));
-            outcome.failure = Some(file);
-            break;
+                let written = std::fs::write(&file, text).is_ok();
+                let ctx = Context {
+                    target: Some("stress".to_string()),
+                    input: None,
+                    replay: written.then(|| {
+                        Context::replay_command(&file.display().to_string(), None)
+                            + &lockstep.replay_args()
+                    }),
+                    note: Some(format!(
+                        "seed {} iteration {} (program seed {seed:#x})",
+                        opts.seed,
+                        outcome.iterations - 1
+                    )),
+                };
+                let _ = write!(out, "\n{}", render(&d, &ctx));
+                outcome.failure = Some(file);
+                break;
+            }
         }
         if last_print.elapsed() >= Duration::from_secs(1) {
             last_print = Instant::now();

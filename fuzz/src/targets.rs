@@ -14,7 +14,7 @@ use crate::decode::{decode, Config, Program, MAX_OPS};
 use crate::generate::Weights;
 use crate::report::{render, Context};
 use crate::runner::{run, Stats};
-use crate::{scenario, sha1};
+use crate::{scenario, sha1, zoo};
 
 /// A fuzz target (and its input decoding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,13 +39,22 @@ impl Target {
         Target::ALL.into_iter().find(|t| t.name() == name)
     }
 
-    /// The decoding this target uses.
+    /// The decoding this target uses (in this process: see [`zoo::selected`] and
+    /// [`zoo::generator`]).
     pub fn config(self) -> &'static Config {
         static CONFIGS: OnceLock<[Config; 3]> = OnceLock::new();
         let configs = CONFIGS.get_or_init(|| {
+            // The zoo's prepare-failure bug needs `fail-prepare`; the eval baseline draws from
+            // the random generator instead of each target's steered one.
+            let allow_fail_prepare = zoo::selected().allows_fail_prepare();
+            let random = zoo::generator() == zoo::Generator::Random;
             let config = |weights| Config {
-                weights,
-                allow_fail_prepare: false,
+                weights: if random {
+                    zoo::Generator::random_weights()
+                } else {
+                    weights
+                },
+                allow_fail_prepare,
                 max_ops: MAX_OPS,
             };
             [
@@ -117,11 +126,15 @@ pub fn fuzz(target: Target, data: &[u8]) {
                 scenario::print(&d.ops)
             );
             if std::fs::write(&file, text).is_ok() {
-                ctx.replay = Some(Context::replay_command(&file, None));
+                ctx.replay =
+                    Some(Context::replay_command(&file, None) + &zoo::selected().replay_args());
             }
         }
         if ctx.replay.is_none() {
-            ctx.replay = Some(Context::replay_command(&artifact, Some(target.name())));
+            ctx.replay = Some(
+                Context::replay_command(&artifact, Some(target.name()))
+                    + &zoo::selected().replay_args(),
+            );
         }
         panic!("\n{}", render(&d, &ctx));
     }

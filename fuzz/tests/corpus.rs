@@ -158,3 +158,34 @@ fn every_corpus_file_agrees_and_behaves_as_recorded() {
         "recorded outcomes for files that are gone: {stale:?} (bless again)"
     );
 }
+
+/// `corpus/update/*/*.calls`: every file parses, survives the `update` target's byte form, and
+/// the core and the fixed post15 agree on it.
+#[test]
+fn every_update_corpus_file_agrees() {
+    use memslot_diff::lowlevel;
+    let root = corpus::root().join("corpus").join("update");
+    let mut replayed = 0;
+    for kind in ["seeds", "regressions"] {
+        let dir = root.join(kind);
+        for file in corpus::files(&dir).expect("corpus/update directory") {
+            if file.extension().is_none_or(|e| e != "calls") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).expect("readable");
+            let calls =
+                lowlevel::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert_eq!(
+                lowlevel::decode(&lowlevel::encode(&calls)),
+                calls,
+                "{}: the byte form decodes to other calls",
+                file.display()
+            );
+            if let Err(report) = lowlevel::check(memslot_reference::Port::Post15, &calls) {
+                panic!("{}:\n{report}", file.display());
+            }
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 2, "only {replayed} update corpus files");
+}

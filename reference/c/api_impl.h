@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The C API of one port, included at the end of that port's translation unit
- * (pre_api.c, post_api.c) after its kvm_main.c, with MEMSLOT_PORT set to the
- * port's name.  Only this file reaches into the port's structs; it calls the
- * port's own functions and copies their results into the API structs.
+ * The C API of one port state, included at the end of that state's
+ * translation unit (states/<state>.c) after its kvm_main.c, with MEMSLOT_PORT set to
+ * the state's name.  Only this file reaches into the port's structs; it calls
+ * the port's own functions and copies their results into the API structs.
  *
  * Return conventions: an index into memslots[] (>= 0) or -1 for NULL;
- * -EINVAL for an address space or id the kernel's callers would never pass.
+ * -EINVAL for an address space or id the kernel's callers would never pass;
+ * MEMSLOT_API_FAULTED if the port faulted in a guard page (shim/guard.h).
  */
 #include "memslot_api.h"
 
@@ -18,6 +19,32 @@ _Static_assert(KVM_MEM_SLOTS_NUM == MEMSLOT_API_SLOTS_NUM, "API slot count");
 _Static_assert(KVM_ADDRESS_SPACE_NUM == MEMSLOT_API_ADDRESS_SPACE_NUM, "API address spaces");
 _Static_assert(sizeof(struct memslot_api_region) == sizeof(struct kvm_userspace_memory_region),
 	       "API region is the uapi struct");
+_Static_assert(KVM_MR_CREATE == MEMSLOT_API_MR_CREATE && KVM_MR_DELETE == MEMSLOT_API_MR_DELETE &&
+		       KVM_MR_MOVE == MEMSLOT_API_MR_MOVE &&
+		       KVM_MR_FLAGS_ONLY == MEMSLOT_API_MR_FLAGS_ONLY,
+	       "API change codes are enum kvm_mr_change");
+
+/*
+ * post15's memslots[] is a flexible array member: its capacity is what the
+ * allocation holds.  The other ports' array is fixed.
+ */
+#ifdef MEMSLOT_POST15_KVM_HOST_H
+static uint32_t api_capacity(const struct kvm_memslots *slots)
+{
+	size_t bytes = shim_alloc_size(slots);
+
+	if (!bytes) /* unknown: what is surely allocated */
+		return slots->used_slots > 0 ? (uint32_t)slots->used_slots : 0;
+	return (uint32_t)((bytes - offsetof(struct kvm_memslots, memslots)) /
+			  sizeof(struct kvm_memory_slot));
+}
+#else
+static uint32_t api_capacity(const struct kvm_memslots *slots)
+{
+	(void)slots;
+	return KVM_MEM_SLOTS_NUM;
+}
+#endif
 
 static void api_copy_slot(struct memslot_api_slot *out, const struct kvm_memory_slot *slot)
 {
@@ -47,36 +74,75 @@ static int api_as_id_ok(int as_id)
 	return as_id >= 0 && as_id < KVM_ADDRESS_SPACE_NUM;
 }
 
-struct kvm *API(create_vm)(void)
+/*
+ * Each function that runs port code arms the shim's fault catcher first
+ * (SHIM_GUARDED_CALL) and disarms it before returning (SHIM_GUARDED_END).
+ * The work is done in a static helper so that no local of the guarded frame
+ * lives across the sigsetjmp().
+ */
+static struct kvm *api_create_vm(void)
 {
 	struct kvm *kvm = kvm_create_vm(0);
 
 	return IS_ERR(kvm) ? NULL : kvm;
 }
 
+struct kvm *API(create_vm)(void)
+{
+	struct kvm *kvm;
+
+	SHIM_GUARDED_CALL(NULL);
+	kvm = api_create_vm();
+	SHIM_GUARDED_END();
+	return kvm;
+}
+
 void API(destroy_vm)(struct kvm *kvm)
 {
+	SHIM_GUARDED_CALL();
 	if (kvm)
 		kvm_destroy_vm(kvm);
+	SHIM_GUARDED_END();
 }
 
 /* KVM_SET_USER_MEMORY_REGION: copy_from_user, then the ioctl handler. */
-int API(ioctl_set_memory_region)(struct kvm *kvm, const struct memslot_api_region *mem)
+static int api_ioctl_set_memory_region(struct kvm *kvm, const struct memslot_api_region *mem)
 {
 	struct kvm_userspace_memory_region kvm_userspace_mem = api_region(mem);
 
 	return kvm_vm_ioctl_set_memory_region(kvm, &kvm_userspace_mem);
 }
 
+int API(ioctl_set_memory_region)(struct kvm *kvm, const struct memslot_api_region *mem)
+{
+	int r;
+
+	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
+	r = api_ioctl_set_memory_region(kvm, mem);
+	SHIM_GUARDED_END();
+	return r;
+}
+
 /* An in-kernel caller such as x86's __x86_set_memory_region(). */
-int API(set_memory_region)(struct kvm *kvm, const struct memslot_api_region *mem)
+static int api_set_memory_region(struct kvm *kvm, const struct memslot_api_region *mem)
 {
 	struct kvm_userspace_memory_region m = api_region(mem);
 
 	return kvm_set_memory_region(kvm, &m);
 }
 
-int API(search_memslots)(struct kvm *kvm, int as_id, uint64_t gfn, struct memslot_api_slot *out)
+int API(set_memory_region)(struct kvm *kvm, const struct memslot_api_region *mem)
+{
+	int r;
+
+	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
+	r = api_set_memory_region(kvm, mem);
+	SHIM_GUARDED_END();
+	return r;
+}
+
+static int api_search_memslots(struct kvm *kvm, int as_id, uint64_t gfn,
+			       struct memslot_api_slot *out)
 {
 	struct kvm_memslots *slots;
 	struct kvm_memory_slot *slot;
@@ -91,7 +157,17 @@ int API(search_memslots)(struct kvm *kvm, int as_id, uint64_t gfn, struct memslo
 	return (int)(slot - slots->memslots);
 }
 
-int API(id_to_memslot)(struct kvm *kvm, int as_id, int id, struct memslot_api_slot *out)
+int API(search_memslots)(struct kvm *kvm, int as_id, uint64_t gfn, struct memslot_api_slot *out)
+{
+	int r;
+
+	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
+	r = api_search_memslots(kvm, as_id, gfn, out);
+	SHIM_GUARDED_END();
+	return r;
+}
+
+static int api_id_to_memslot(struct kvm *kvm, int as_id, int id, struct memslot_api_slot *out)
 {
 	struct kvm_memslots *slots;
 	struct kvm_memory_slot *slot;
@@ -106,8 +182,18 @@ int API(id_to_memslot)(struct kvm *kvm, int as_id, int id, struct memslot_api_sl
 	return (int)(slot - slots->memslots);
 }
 
+int API(id_to_memslot)(struct kvm *kvm, int as_id, int id, struct memslot_api_slot *out)
+{
+	int r;
+
+	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
+	r = api_id_to_memslot(kvm, as_id, id, out);
+	SHIM_GUARDED_END();
+	return r;
+}
+
 /* The ids kvm_for_each_memslot() visits, in order; returns how many. */
-int API(for_each_memslot)(struct kvm *kvm, int as_id, int16_t *ids, int cap)
+static int api_for_each_memslot(struct kvm *kvm, int as_id, int16_t *ids, int cap)
 {
 	struct kvm_memslots *slots;
 	struct kvm_memory_slot *memslot;
@@ -124,7 +210,19 @@ int API(for_each_memslot)(struct kvm *kvm, int as_id, int16_t *ids, int cap)
 	return n;
 }
 
-int API(get_state)(struct kvm *kvm, int as_id, struct memslot_api_state *out, uint32_t max_entries)
+int API(for_each_memslot)(struct kvm *kvm, int as_id, int16_t *ids, int cap)
+{
+	int r;
+
+	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
+	r = api_for_each_memslot(kvm, as_id, ids, cap);
+	SHIM_GUARDED_END();
+	return r;
+}
+
+/* The header, the first min(max_entries, capacity) entries and the index. */
+static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *out,
+			 uint32_t max_entries)
 {
 	struct kvm_memslots *slots;
 	uint32_t i, n;
@@ -135,13 +233,75 @@ int API(get_state)(struct kvm *kvm, int as_id, struct memslot_api_state *out, ui
 	out->generation = slots->generation;
 	out->used_slots = slots->used_slots;
 	out->lru_slot = atomic_read(&slots->lru_slot);
-	out->capacity = KVM_MEM_SLOTS_NUM;
+	out->capacity = api_capacity(slots);
 	n = max_entries < out->capacity ? max_entries : out->capacity;
+	if (n > MEMSLOT_API_SLOTS_NUM)
+		n = MEMSLOT_API_SLOTS_NUM;
 	for (i = 0; i < n; i++)
 		api_copy_slot(&out->entries[i], &slots->memslots[i]);
 	out->nr_copied = n;
 	memcpy(out->id_to_index, slots->id_to_index, sizeof(out->id_to_index));
 	return 0;
+}
+
+int API(get_state)(struct kvm *kvm, int as_id, struct memslot_api_state *out, uint32_t max_entries)
+{
+	int r;
+
+	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
+	r = api_get_state(kvm, as_id, out, max_entries);
+	SHIM_GUARDED_END();
+	return r;
+}
+
+/*
+ * update_memslots() called directly, the way kvm_set_memslot() calls it but
+ * without any validation: on a copy of the installed array (kvm_dup_memslots()
+ * in post15, a full copy in the fixed-array ports), which then replaces it.
+ * The generation is left alone.  This reaches what the ioctl cannot, such as
+ * a MOVE of an absent id.
+ */
+static int api_update_memslots(struct kvm *kvm, int as_id, const struct memslot_api_slot *in,
+			       int change)
+{
+	struct kvm_memslots *slots, *old;
+	struct kvm_memory_slot memslot;
+
+	if (!api_as_id_ok(as_id) || in->id < 0 || in->id >= KVM_MEM_SLOTS_NUM ||
+	    change < MEMSLOT_API_MR_CREATE || change > MEMSLOT_API_MR_FLAGS_ONLY)
+		return -EINVAL;
+	memset(&memslot, 0, sizeof(memslot));
+	memslot.base_gfn = in->base_gfn;
+	memslot.npages = in->npages;
+	memslot.userspace_addr = in->userspace_addr;
+	memslot.flags = in->flags;
+	memslot.id = in->id;
+
+	old = __kvm_memslots(kvm, as_id);
+#ifdef MEMSLOT_POST15_KVM_HOST_H
+	slots = kvm_dup_memslots(old, (enum kvm_mr_change)change);
+#else
+	slots = kvzalloc(sizeof(struct kvm_memslots), GFP_KERNEL_ACCOUNT);
+	if (slots)
+		memcpy(slots, old, sizeof(struct kvm_memslots));
+#endif
+	if (!slots)
+		return -ENOMEM;
+	update_memslots(slots, &memslot, (enum kvm_mr_change)change);
+	rcu_assign_pointer(kvm->memslots[as_id], slots);
+	kvfree(old);
+	return 0;
+}
+
+int API(update_memslots)(struct kvm *kvm, int as_id, const struct memslot_api_slot *slot,
+			 int change)
+{
+	int r;
+
+	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
+	r = api_update_memslots(kvm, as_id, slot, change);
+	SHIM_GUARDED_END();
+	return r;
 }
 
 int API(lru_slot)(struct kvm *kvm, int as_id)

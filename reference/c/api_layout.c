@@ -25,4 +25,11 @@ void memslot_api_layout(struct memslot_api_layout *out)
 	out->state_nr_copied = offsetof(struct memslot_api_state, nr_copied);
 	out->state_entries = offsetof(struct memslot_api_state, entries);
 	out->state_id_to_index = offsetof(struct memslot_api_state, id_to_index);
+	out->fault_size = sizeof(struct memslot_api_fault);
+	out->fault_addr = offsetof(struct memslot_api_fault, addr);
+	out->fault_alloc_start = offsetof(struct memslot_api_fault, alloc_start);
+	out->fault_alloc_size = offsetof(struct memslot_api_fault, alloc_size);
+	out->fault_kind = offsetof(struct memslot_api_fault, kind);
+	out->fault_is_write = offsetof(struct memslot_api_fault, is_write);
+	out->fault_function = offsetof(struct memslot_api_fault, function);
 }

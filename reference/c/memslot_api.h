@@ -5,8 +5,11 @@
  * mirrors it with #[repr(C)] and checks the mirror against
  * memslot_api_layout(), which reports what the C compiler laid out.
  *
- * Each port exports the same functions under its own prefix:
- * memslot_pre_* and memslot_post_*.
+ * Each port state (states/<state>.c: a port compiled with a set of later upstream
+ * fixes) exports the same functions under its own prefix, memslot_<state>_*.
+ * Every call that runs port code is guarded (shim/guard.h): if the port
+ * faults in a guard page, the call returns MEMSLOT_API_FAULTED and
+ * memslot_shim_take_fault() says where; the VM must not be used again.
  */
 #ifndef MEMSLOT_API_H
 #define MEMSLOT_API_H
@@ -38,6 +41,30 @@ struct memslot_api_slot {
 	uint8_t reserved;
 };
 
+/* What a call returned when the port faulted (see memslot_shim_take_fault()). */
+#define MEMSLOT_API_FAULTED (-100000)
+
+/* enum kvm_mr_change, for memslot_<state>_update_memslots(). */
+#define MEMSLOT_API_MR_CREATE 0
+#define MEMSLOT_API_MR_DELETE 1
+#define MEMSLOT_API_MR_MOVE 2
+#define MEMSLOT_API_MR_FLAGS_ONLY 3
+
+/* An access outside an allocation, caught by the shim (shim/guard.h). */
+struct memslot_api_fault {
+	uint64_t addr;        /* the faulting address (or the overwritten canary) */
+	uint64_t alloc_start; /* the allocation it belongs to: start and size */
+	uint64_t alloc_size;
+	int32_t kind;         /* 0 none, 1 past the end, 2 before the start */
+	int32_t is_write;
+	char function[48];    /* the API function that was running */
+};
+
+/* The fault caught in this thread's latest faulted call, once (1), or 0. */
+int memslot_shim_take_fault(struct memslot_api_fault *out);
+/* 1 if out-of-bounds accesses are caught by guard pages, 0 under AddressSanitizer. */
+int memslot_shim_guarded(void);
+
 /* One struct kvm_memslots: header, the first nr_copied entries, the index. */
 struct memslot_api_state {
 	uint64_t generation;
@@ -57,6 +84,8 @@ struct memslot_api_layout {
 		slot_id, slot_has_dirty_bitmap;
 	uint64_t state_size, state_generation, state_used_slots, state_lru_slot,
 		state_capacity, state_nr_copied, state_entries, state_id_to_index;
+	uint64_t fault_size, fault_addr, fault_alloc_start, fault_alloc_size, fault_kind,
+		fault_is_write, fault_function;
 };
 
 void memslot_api_layout(struct memslot_api_layout *out);
@@ -81,10 +110,22 @@ struct kvm;
 	int memslot_##port##_lru_slot(struct kvm *kvm, int as_id);                            \
 	void memslot_##port##_set_lru_slot(struct kvm *kvm, int as_id, int lru);              \
 	void memslot_##port##_set_prepare_error(struct kvm *kvm, int error);                  \
+	int memslot_##port##_update_memslots(struct kvm *kvm, int as_id,                      \
+					     const struct memslot_api_slot *slot, int change); \
 	uint64_t memslot_##port##_warn_count(void);                                           \
 	const char *memslot_##port##_last_warn(void);
 
 MEMSLOT_API_DECLARE(pre)
+MEMSLOT_API_DECLARE(pre_fixed)
+MEMSLOT_API_DECLARE(pre_bug_prepare_invalid)
+MEMSLOT_API_DECLARE(pre_bug_below_lowest_full)
 MEMSLOT_API_DECLARE(post)
+MEMSLOT_API_DECLARE(post_fixed)
+MEMSLOT_API_DECLARE(post15)
+MEMSLOT_API_DECLARE(post15_merged)
+MEMSLOT_API_DECLARE(post15_bug_stale_lru)
+MEMSLOT_API_DECLARE(post15_bug_empty_array)
+MEMSLOT_API_DECLARE(post15_bug_below_lowest)
+MEMSLOT_API_DECLARE(post15_bug_update_absent_id)
 
 #endif /* MEMSLOT_API_H */

@@ -40,12 +40,40 @@ pub struct MemslotApiState {
     pub id_to_index: [i16; MEMSLOT_API_SLOTS_NUM],
 }
 
+/// `MEMSLOT_API_FAULTED`: what a call returns when the port faulted in a guard page.
+pub const MEMSLOT_API_FAULTED: i32 = -100_000;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MemslotApiFault {
+    pub addr: u64,
+    pub alloc_start: u64,
+    pub alloc_size: u64,
+    pub kind: i32,
+    pub is_write: i32,
+    pub function: [c_char; 48],
+}
+
+impl Default for MemslotApiFault {
+    fn default() -> Self {
+        MemslotApiFault {
+            addr: 0,
+            alloc_start: 0,
+            alloc_size: 0,
+            kind: 0,
+            is_write: 0,
+            function: [0; 48],
+        }
+    }
+}
+
 #[repr(C)]
 #[derive(Default, Debug, PartialEq, Eq)]
 pub struct MemslotApiLayout {
     pub region: [u64; 6],
     pub slot: [u64; 7],
     pub state: [u64; 8],
+    pub fault: [u64; 7],
 }
 
 /// Opaque `struct kvm` of one port.
@@ -56,6 +84,8 @@ pub struct Kvm {
 
 extern "C" {
     pub fn memslot_api_layout(out: *mut MemslotApiLayout);
+    pub fn memslot_shim_take_fault(out: *mut MemslotApiFault) -> i32;
+    pub fn memslot_shim_guarded() -> i32;
 }
 
 /// The functions one port exports, as a table so that the wrapper is written once.
@@ -71,56 +101,21 @@ pub struct PortFns {
     pub lru_slot: unsafe extern "C" fn(*mut Kvm, i32) -> i32,
     pub set_lru_slot: unsafe extern "C" fn(*mut Kvm, i32, i32),
     pub set_prepare_error: unsafe extern "C" fn(*mut Kvm, i32),
+    pub update_memslots: unsafe extern "C" fn(*mut Kvm, i32, *const MemslotApiSlot, i32) -> i32,
     pub warn_count: unsafe extern "C" fn() -> u64,
     pub last_warn: unsafe extern "C" fn() -> *const c_char,
 }
 
-macro_rules! port_fns {
-    ($table:ident, $($name:ident => $sym:ident: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
-        extern "C" {
-            $(fn $sym($(_: $arg),*) $(-> $ret)?;)*
-        }
-        pub static $table: PortFns = PortFns { $($name: $sym,)* };
-    };
-}
-
-port_fns! { PRE,
-    create_vm => memslot_pre_create_vm: fn() -> *mut Kvm;
-    destroy_vm => memslot_pre_destroy_vm: fn(*mut Kvm);
-    ioctl_set_memory_region => memslot_pre_ioctl_set_memory_region: fn(*mut Kvm, *const MemslotApiRegion) -> i32;
-    set_memory_region => memslot_pre_set_memory_region: fn(*mut Kvm, *const MemslotApiRegion) -> i32;
-    search_memslots => memslot_pre_search_memslots: fn(*mut Kvm, i32, u64, *mut MemslotApiSlot) -> i32;
-    id_to_memslot => memslot_pre_id_to_memslot: fn(*mut Kvm, i32, i32, *mut MemslotApiSlot) -> i32;
-    for_each_memslot => memslot_pre_for_each_memslot: fn(*mut Kvm, i32, *mut i16, i32) -> i32;
-    get_state => memslot_pre_get_state: fn(*mut Kvm, i32, *mut MemslotApiState, u32) -> i32;
-    lru_slot => memslot_pre_lru_slot: fn(*mut Kvm, i32) -> i32;
-    set_lru_slot => memslot_pre_set_lru_slot: fn(*mut Kvm, i32, i32);
-    set_prepare_error => memslot_pre_set_prepare_error: fn(*mut Kvm, i32);
-    warn_count => memslot_pre_warn_count: fn() -> u64;
-    last_warn => memslot_pre_last_warn: fn() -> *const c_char;
-}
-
-port_fns! { POST,
-    create_vm => memslot_post_create_vm: fn() -> *mut Kvm;
-    destroy_vm => memslot_post_destroy_vm: fn(*mut Kvm);
-    ioctl_set_memory_region => memslot_post_ioctl_set_memory_region: fn(*mut Kvm, *const MemslotApiRegion) -> i32;
-    set_memory_region => memslot_post_set_memory_region: fn(*mut Kvm, *const MemslotApiRegion) -> i32;
-    search_memslots => memslot_post_search_memslots: fn(*mut Kvm, i32, u64, *mut MemslotApiSlot) -> i32;
-    id_to_memslot => memslot_post_id_to_memslot: fn(*mut Kvm, i32, i32, *mut MemslotApiSlot) -> i32;
-    for_each_memslot => memslot_post_for_each_memslot: fn(*mut Kvm, i32, *mut i16, i32) -> i32;
-    get_state => memslot_post_get_state: fn(*mut Kvm, i32, *mut MemslotApiState, u32) -> i32;
-    lru_slot => memslot_post_lru_slot: fn(*mut Kvm, i32) -> i32;
-    set_lru_slot => memslot_post_set_lru_slot: fn(*mut Kvm, i32, i32);
-    set_prepare_error => memslot_post_set_prepare_error: fn(*mut Kvm, i32);
-    warn_count => memslot_post_warn_count: fn() -> u64;
-    last_warn => memslot_post_last_warn: fn() -> *const c_char;
-}
+// The extern declarations and the `PortFns` table of every port state in `c/states/`
+// (`PRE`, `POST15_BUG_STALE_LRU`, ...), and `STATES`, their C names: written by build.rs.
+include!(concat!(env!("OUT_DIR"), "/port_states.rs"));
 
 /// The layout of this mirror, in the order `struct memslot_api_layout` lists it.
 fn rust_layout() -> MemslotApiLayout {
     type R = MemslotApiRegion;
     type S = MemslotApiSlot;
     type St = MemslotApiState;
+    type F = MemslotApiFault;
     let u = |n: usize| n as u64;
     MemslotApiLayout {
         region: [
@@ -149,6 +144,15 @@ fn rust_layout() -> MemslotApiLayout {
             u(offset_of!(St, nr_copied)),
             u(offset_of!(St, entries)),
             u(offset_of!(St, id_to_index)),
+        ],
+        fault: [
+            u(size_of::<F>()),
+            u(offset_of!(F, addr)),
+            u(offset_of!(F, alloc_start)),
+            u(offset_of!(F, alloc_size)),
+            u(offset_of!(F, kind)),
+            u(offset_of!(F, is_write)),
+            u(offset_of!(F, function)),
         ],
     }
 }

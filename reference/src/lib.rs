@@ -1,15 +1,22 @@
 //! Literal C ports of Linux's memslot code, before and after
-//! "KVM: Terminate memslot walks via used_slots", behind a safe Rust wrapper.
+//! "KVM: Terminate memslot walks via used_slots" and the patch after it, behind a safe Rust
+//! wrapper.
 //!
-//! * [`Port::Pre`]: Linux v5.6 (`c/pre/`): fixed array, identity `id_to_index`, walks
-//!   that stop at the first empty entry, the single-routine `update_memslots()`.
-//! * [`Port::Post`]: the seed patch applied (`c/post/`): `used_slots` bounds every walk,
-//!   -1 marks absent ids, `kvm_memslot_delete()` / `insert_back()` / `move_backward()` /
-//!   `move_forward()`, `id_to_memslot()` may return NULL.
+//! Three ports ([`Family`]):
+//! * `c/pre/`: Linux v5.6: fixed array, identity `id_to_index`, walks that stop at the first
+//!   empty entry, the single-routine `update_memslots()`.
+//! * `c/post/`: the seed patch applied: `used_slots` bounds every walk, -1 marks absent ids,
+//!   `kvm_memslot_delete()` / `insert_back()` / `move_backward()` / `move_forward()`,
+//!   `id_to_memslot()` may return NULL.
+//! * `c/post15/`: "KVM: Dynamically size memslot array based on number of used slots":
+//!   `memslots[]` sized to exactly `used_slots` entries, `kvm_dup_memslots()`.
 //!
-//! The wrapper adds nothing to the kernel's behaviour: it passes requests through,
-//! copies state out, and counts the WARNs each VM's calls hit. The C code is GPL-2.0
-//! (see `LICENSE`).
+//! Each [`Port`] is one state of a port: the port compiled with a set of the later upstream
+//! fixes (`c/states/`), so that each of its bugs can be switched on alone.
+//!
+//! The wrapper adds nothing to the kernel's behaviour: it passes requests through, copies
+//! state out, counts the WARNs each VM's calls hit, and reports an access outside an
+//! allocation that the shim caught ([`OutOfBounds`]). The C code is GPL-2.0 (see `LICENSE`).
 
 mod ffi;
 
@@ -18,6 +25,19 @@ use std::fmt;
 use std::ptr::NonNull;
 
 pub use ffi::layout_matches_c;
+
+/// What a request or lookup returns when the port faulted (see [`PortVm::fault`]).
+pub const FAULTED: i32 = ffi::MEMSLOT_API_FAULTED;
+
+/// `enum kvm_mr_change`, for [`PortVm::update_memslots`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum MrChange {
+    Create = 0,
+    Delete = 1,
+    Move = 2,
+    FlagsOnly = 3,
+}
 
 /// KVM_MEM_SLOTS_NUM on x86: 509 user + 3 private slots.
 pub const KVM_MEM_SLOTS_NUM: usize = ffi::MEMSLOT_API_SLOTS_NUM;
@@ -81,31 +101,206 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Which kernel state a port reproduces.
+/// Which port a state belongs to: what its array and index look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `c/pre/`: a fixed array of 512 entries, every id always has an index.
+    Pre,
+    /// `c/post/`: a fixed array, -1 marks absent ids.
+    Post,
+    /// `c/post15/`: an array of exactly the entries allocated, -1 marks absent ids.
+    Post15,
+}
+
+/// Which kernel state a port reproduces: a port and the later upstream fixes compiled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Port {
     /// Linux v5.6, before the seed patch.
     Pre,
+    /// v5.6 with "KVM: Reinstall old memslots if arch preparation fails" and b6467ab142b7.
+    PreFixed,
+    /// [`Port::PreFixed`] without the reinstall fix: the INVALID copy stays installed when arch
+    /// preparation fails.
+    PreBugPrepareInvalid,
+    /// [`Port::PreFixed`] without b6467ab142b7: with all 512 slots in use, a lookup below the
+    /// lowest slot reads `memslots[512]`.
+    PreBugBelowLowestFull,
     /// After the seed patch (upstream 0577d1abe704).
     Post,
+    /// [`Port::Post`] with b6467ab142b7, the later fix of the bug it shares with v5.6.
+    PostFixed,
+    /// Exactly sized arrays (36947254e5f9) with every later fix.
+    Post15,
+    /// 36947254e5f9 as merged, with all of its bugs.
+    Post15Merged,
+    /// [`Port::Post15`] without the LRU reset of 0774a964ef56.
+    Post15BugStaleLru,
+    /// [`Port::Post15`] without the empty-array check of 0774a964ef56.
+    Post15BugEmptyArray,
+    /// [`Port::Post15`] without b6467ab142b7.
+    Post15BugBelowLowest,
+    /// [`Port::Post15`] without 1e8617d37fc3.
+    Post15BugUpdateAbsentId,
 }
 
 impl Port {
-    pub const ALL: [Port; 2] = [Port::Pre, Port::Post];
+    pub const ALL: [Port; 12] = [
+        Port::Pre,
+        Port::PreFixed,
+        Port::PreBugPrepareInvalid,
+        Port::PreBugBelowLowestFull,
+        Port::Post,
+        Port::PostFixed,
+        Port::Post15,
+        Port::Post15Merged,
+        Port::Post15BugStaleLru,
+        Port::Post15BugEmptyArray,
+        Port::Post15BugBelowLowest,
+        Port::Post15BugUpdateAbsentId,
+    ];
 
+    /// The name reports and command lines use: `pre`, `post15-bug-stale-lru`, ...
     pub fn name(self) -> &'static str {
         match self {
             Port::Pre => "pre",
+            Port::PreFixed => "pre-fixed",
+            Port::PreBugPrepareInvalid => "pre-bug-prepare-invalid",
+            Port::PreBugBelowLowestFull => "pre-bug-below-lowest-full",
             Port::Post => "post",
+            Port::PostFixed => "post-fixed",
+            Port::Post15 => "post15",
+            Port::Post15Merged => "post15-merged",
+            Port::Post15BugStaleLru => "post15-bug-stale-lru",
+            Port::Post15BugEmptyArray => "post15-bug-empty-array",
+            Port::Post15BugBelowLowest => "post15-bug-below-lowest",
+            Port::Post15BugUpdateAbsentId => "post15-bug-update-absent-id",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Port> {
+        Port::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The name of its translation unit, `c/states/<c_name>.c`.
+    pub fn c_name(self) -> String {
+        self.name().replace('-', "_")
+    }
+
+    pub fn family(self) -> Family {
+        match self {
+            Port::Pre
+            | Port::PreFixed
+            | Port::PreBugPrepareInvalid
+            | Port::PreBugBelowLowestFull => Family::Pre,
+            Port::Post | Port::PostFixed => Family::Post,
+            Port::Post15
+            | Port::Post15Merged
+            | Port::Post15BugStaleLru
+            | Port::Post15BugEmptyArray
+            | Port::Post15BugBelowLowest
+            | Port::Post15BugUpdateAbsentId => Family::Post15,
         }
     }
 
     fn fns(self) -> &'static ffi::PortFns {
         match self {
             Port::Pre => &ffi::PRE,
+            Port::PreFixed => &ffi::PRE_FIXED,
+            Port::PreBugPrepareInvalid => &ffi::PRE_BUG_PREPARE_INVALID,
+            Port::PreBugBelowLowestFull => &ffi::PRE_BUG_BELOW_LOWEST_FULL,
             Port::Post => &ffi::POST,
+            Port::PostFixed => &ffi::POST_FIXED,
+            Port::Post15 => &ffi::POST15,
+            Port::Post15Merged => &ffi::POST15_MERGED,
+            Port::Post15BugStaleLru => &ffi::POST15_BUG_STALE_LRU,
+            Port::Post15BugEmptyArray => &ffi::POST15_BUG_EMPTY_ARRAY,
+            Port::Post15BugBelowLowest => &ffi::POST15_BUG_BELOW_LOWEST,
+            Port::Post15BugUpdateAbsentId => &ffi::POST15_BUG_UPDATE_ABSENT_ID,
         }
     }
+}
+
+/// The C name of every state compiled from `c/states/`, for a test that [`Port::ALL`] covers them.
+pub fn compiled_states() -> &'static [&'static str] {
+    ffi::STATES
+}
+
+/// Whether out-of-bounds accesses are caught by the shim's guard pages (and reported as
+/// [`OutOfBounds`]); `false` under AddressSanitizer, which catches them itself.
+pub fn guard_pages() -> bool {
+    // SAFETY: no arguments, no state.
+    unsafe { ffi::memslot_shim_guarded() != 0 }
+}
+
+/// An access outside an allocation made by a port, caught by the shim: the call that made it
+/// returned early and the VM is not used again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfBounds {
+    /// The C API function that was running (`memslot_post15_search_memslots`, ...).
+    pub function: String,
+    pub addr: u64,
+    pub alloc_start: u64,
+    pub alloc_size: u64,
+    /// In the guard pages after the allocation (else: the canary before it was overwritten).
+    pub past_end: bool,
+    pub is_write: bool,
+}
+
+impl OutOfBounds {
+    fn from_ffi(f: &ffi::MemslotApiFault) -> OutOfBounds {
+        let bytes: Vec<u8> = f
+            .function
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        OutOfBounds {
+            function: String::from_utf8_lossy(&bytes).into_owned(),
+            addr: f.addr,
+            alloc_start: f.alloc_start,
+            alloc_size: f.alloc_size,
+            past_end: f.kind == 1,
+            is_write: f.is_write != 0,
+        }
+    }
+}
+
+impl fmt::Display for OutOfBounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.past_end {
+            let offset = self.addr.wrapping_sub(self.alloc_start + self.alloc_size);
+            write!(
+                f,
+                "{} {} bytes past the end of a {}-byte allocation, in {}",
+                if self.is_write { "write" } else { "read" },
+                offset,
+                self.alloc_size,
+                self.function
+            )
+        } else {
+            write!(
+                f,
+                "write before the start of a {}-byte allocation (its canary was overwritten), \
+                 found in {}",
+                self.alloc_size, self.function
+            )
+        }
+    }
+}
+
+/// What a call into a VM that already faulted returns instead of running.
+trait Poisoned {
+    fn poisoned() -> Self;
+}
+
+impl Poisoned for i32 {
+    fn poisoned() -> Self {
+        ffi::MEMSLOT_API_FAULTED
+    }
+}
+
+impl Poisoned for () {
+    fn poisoned() -> Self {}
 }
 
 impl fmt::Display for Port {
@@ -158,6 +353,8 @@ pub struct PortVm {
     kvm: NonNull<ffi::Kvm>,
     warns: u64,
     last_warn: Option<String>,
+    /// The first out-of-bounds access caught: from then on, no call reaches the C VM.
+    fault: Option<OutOfBounds>,
     /// Reused buffer for state copies (17 KiB): avoids an allocation per snapshot.
     /// `None` only while being dropped.
     state: Option<Box<ffi::MemslotApiState>>,
@@ -180,6 +377,7 @@ impl PortVm {
             kvm,
             warns: 0,
             last_warn: None,
+            fault: None,
             state: Some(
                 SPARE_STATES
                     .with(|spare| spare.borrow_mut().pop())
@@ -193,12 +391,45 @@ impl PortVm {
         self.port
     }
 
-    /// Runs `f` on the C VM and charges the WARNs it hits to this VM.
-    fn call<T>(&mut self, f: impl FnOnce(&ffi::PortFns, *mut ffi::Kvm) -> T) -> T {
+    /// The out-of-bounds access the shim caught in one of this VM's calls, if any. After one,
+    /// every call returns at once (requests and lookups as [`FAULTED`]) and the VM is leaked
+    /// rather than destroyed, since its state is whatever the port left when it faulted.
+    pub fn fault(&self) -> Option<&OutOfBounds> {
+        self.fault.as_ref()
+    }
+
+    /// `update_memslots()` called directly on a copy of the installed array, which then
+    /// replaces it (no validation, no generation change): 0, -EINVAL for an id, AS or change
+    /// the port cannot name, or [`FAULTED`].
+    pub fn update_memslots(&mut self, as_id: u16, slot: &RawSlot, change: MrChange) -> i32 {
+        let api = ffi::MemslotApiSlot {
+            base_gfn: slot.base_gfn,
+            npages: slot.npages,
+            userspace_addr: slot.userspace_addr,
+            flags: slot.flags,
+            id: slot.id,
+            has_dirty_bitmap: 0,
+            reserved: 0,
+        };
+        // SAFETY: `api` is valid for the duration of the call; the C side range-checks.
+        self.call(|f, kvm| unsafe { (f.update_memslots)(kvm, as_id.into(), &api, change as i32) })
+    }
+
+    /// Runs `f` on the C VM, charges the WARNs it hits to this VM and records an out-of-bounds
+    /// access the shim caught. After one, `f` is not run again.
+    fn call<T: Poisoned>(&mut self, f: impl FnOnce(&ffi::PortFns, *mut ffi::Kvm) -> T) -> T {
+        if self.fault.is_some() {
+            return T::poisoned();
+        }
         let fns = self.port.fns();
         // SAFETY: the counters are plain thread-local reads.
         let before = unsafe { (fns.warn_count)() };
         let result = f(fns, self.kvm.as_ptr());
+        let mut fault = ffi::MemslotApiFault::default();
+        // SAFETY: `fault` is valid for writes; the record is thread-local, like the call.
+        if unsafe { ffi::memslot_shim_take_fault(&mut fault) } != 0 {
+            self.fault = Some(OutOfBounds::from_ffi(&fault));
+        }
         let after = unsafe { (fns.warn_count)() };
         if after != before {
             self.warns += after - before;
@@ -287,7 +518,11 @@ impl PortVm {
         // SAFETY: `state` points at an owned, properly sized buffer.
         let r = self.call(|f, kvm| unsafe { (f.get_state)(kvm, as_id.into(), state, max) });
         self.state = Some(buffer);
-        assert_eq!(r, 0, "address space {as_id} does not exist");
+        // After a fault the buffer keeps the previous copy; the caller checks `fault()`.
+        assert!(
+            r == 0 || r == FAULTED,
+            "address space {as_id} does not exist"
+        );
         self.last_state()
     }
 
@@ -336,7 +571,8 @@ impl PortVm {
 
 impl Drop for PortVm {
     fn drop(&mut self) {
-        // SAFETY: the VM was created by this port and is destroyed once.
+        // SAFETY: the VM was created by this port and is destroyed once (not at all after a
+        // fault: `call` does not run then, and the VM leaks).
         self.call(|f, kvm| unsafe { (f.destroy_vm)(kvm) });
         // Keep the state buffer for the next VM (a few, for tests that hold many VMs).
         SPARE_STATES.with(|spare| {

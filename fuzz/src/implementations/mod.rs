@@ -119,8 +119,14 @@ pub trait Implementation {
         self.snapshot_into(as_id, full, &mut out);
         out
     }
-    /// The LRU hint, if the implementation has one.
+    /// The LRU hint, if the implementation has one (saved and restored around the probes).
     fn lru(&mut self, as_id: u16) -> Option<i64>;
+    /// The LRU hint if it is compared with the others': implementations whose hint policy
+    /// differs (post15's delete resets a hint past the array, 0774a964ef56) answer `None`, as
+    /// in their [`Quick::lru`] and [`SpaceSnapshot::lru`]; their lookups are still compared.
+    fn compared_lru(&mut self, as_id: u16) -> Option<i64> {
+        self.lru(as_id)
+    }
     /// Restore an LRU hint saved with [`Implementation::lru`] (after the runner's probes).
     fn set_lru(&mut self, as_id: u16, lru: i64);
     /// WARN_ON hits so far.
@@ -129,6 +135,11 @@ pub trait Implementation {
     }
     /// The latest WARN_ON hit, as `file:line: condition`.
     fn last_warn(&self) -> Option<String> {
+        None
+    }
+    /// An access outside an allocation that the implementation made and that was caught (the
+    /// C ports' guard pages): a finding by itself, whatever the results.
+    fn fault(&self) -> Option<String> {
         None
     }
     /// The implementation's own invariants beyond [`check_snapshot`] in the given address

@@ -1,11 +1,14 @@
 //! Adapter for the literal C ports of kvm_main.c (`memslot_reference::PortVm`).
 
-use memslot_reference::{ApiSlot, KvmUserspaceMemoryRegion, Port, PortVm, RawSlot, RawState};
+use memslot_reference::{
+    ApiSlot, Family, KvmUserspaceMemoryRegion, Port, PortVm, RawSlot, RawState,
+};
 
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::ops::{Region, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_SLOTS_NUM};
 
-/// One C port: `pre` (Linux v5.6) or `post` (the seed patch applied).
+/// One state of a C port: `pre` (Linux v5.6), `post` (the seed patch applied), `post15`
+/// (exactly sized arrays) or one of their zoo states (`memslot_reference::Port`).
 pub struct PortImpl {
     vm: PortVm,
     port: Port,
@@ -47,9 +50,15 @@ impl PortImpl {
         state
     }
 
+    /// post15's states reset a hint past the array on delete (0774a964ef56) or, without that
+    /// fix, keep it; the others keep it as the seed patch does. Only the latter compare.
+    fn compares_lru(&self) -> bool {
+        self.port.family() != Family::Post15
+    }
+
     fn found(&self, (index, raw): (i32, RawSlot)) -> Option<Found> {
         // The pre port returns the entry of an absent id (npages 0): normalise to absent.
-        if self.port == Port::Pre && raw.npages == 0 {
+        if self.port.family() == Family::Pre && raw.npages == 0 {
             return None;
         }
         Some(Found {
@@ -81,16 +90,16 @@ fn slot(s: &RawSlot) -> Slot {
 
 /// The normalised index map of a raw state: pre's pointers at empty entries and post's -1 are
 /// both "absent". A post index past used_slots is kept, so that it shows as a difference.
-fn normalised_index(port: Port, state: &RawState) -> Vec<(u16, i64)> {
+fn normalised_index(family: Family, state: &RawState) -> Vec<(u16, i64)> {
     let used = state.used_slots.max(0) as usize;
     let mut index = Vec::with_capacity(used);
     for (id, &raw) in state.id_to_index.iter().enumerate() {
-        let present = match port {
-            Port::Pre => {
+        let present = match family {
+            Family::Pre => {
                 let i = raw as usize;
                 raw >= 0 && i < used && state.entries.get(i).is_some_and(|e| e.npages != 0)
             }
-            Port::Post => raw >= 0,
+            Family::Post | Family::Post15 => raw >= 0,
         };
         if present {
             index.push((id as u16, i64::from(raw)));
@@ -158,19 +167,24 @@ impl Implementation for PortImpl {
         out.slots.clear();
         out.slots.extend(state.entries[..used].iter().map(slot));
         out.index = if full {
-            normalised_index(self.port, &state)
+            normalised_index(self.port.family(), &state)
         } else {
             array_index(&state, used)
         };
         out.walk.clear();
         out.walk
             .extend(self.vm.for_each_memslot(as_id).into_iter().map(i32::from));
-        out.lru = Some(i64::from(state.lru_slot));
+        out.lru = self.compares_lru().then_some(i64::from(state.lru_slot));
         self.last = Some((as_id, state));
     }
 
     fn lru(&mut self, as_id: u16) -> Option<i64> {
         Some(i64::from(self.vm.lru_slot(as_id)))
+    }
+
+    fn compared_lru(&mut self, as_id: u16) -> Option<i64> {
+        self.compares_lru()
+            .then(|| i64::from(self.vm.lru_slot(as_id)))
     }
 
     fn set_lru(&mut self, as_id: u16, lru: i64) {
@@ -186,13 +200,17 @@ impl Implementation for PortImpl {
         self.vm.last_warn().map(|w| w.to_string())
     }
 
+    fn fault(&self) -> Option<String> {
+        self.vm.fault().map(|f| f.to_string())
+    }
+
     fn check_invariants(&mut self, as_ids: &[u16], full: bool) -> Result<(), String> {
         for &as_id in as_ids {
             let state = match self.last.take() {
                 Some((cached, state)) if cached == as_id && !full => state,
                 _ => self.state(as_id, full),
             };
-            check_raw(self.port, &state, full)?;
+            check_raw(self.port.family(), &state, full)?;
         }
         Ok(())
     }
@@ -232,7 +250,7 @@ impl Implementation for PortImpl {
         Some(Quick {
             generation: state.generation,
             used_slots: i64::from(state.used_slots),
-            lru: Some(i64::from(state.lru_slot)),
+            lru: self.compares_lru().then_some(i64::from(state.lru_slot)),
             index_is_inverse,
             walk_is_array,
         })
@@ -252,8 +270,8 @@ impl Implementation for PortImpl {
         }
         // The full part, with the used entries already known to map back to themselves.
         let used = self.quick_used;
-        match self.port {
-            Port::Pre => {
+        match self.port.family() {
+            Family::Pre => {
                 // Every one of the 512 entries maps back to itself: then the ids are 512
                 // distinct values below 512, id_to_index is their inverse permutation, and
                 // the ids below used_slots are exactly the array's (the normalised full
@@ -268,7 +286,7 @@ impl Implementation for PortImpl {
                     })
                     && state.entries[used..].iter().all(|e| e.npages == 0)
             }
-            Port::Post => {
+            Family::Post | Family::Post15 => {
                 // Exactly used_slots ids are not -1: with the array's ids among them, no other
                 // id has an index (the normalised full index is the quick one).
                 let state = self.vm.state_ref(as_id, 0);
@@ -280,7 +298,7 @@ impl Implementation for PortImpl {
 }
 
 /// The port-specific invariants of a raw `struct kvm_memslots`.
-fn check_raw(port: Port, s: &RawState, full: bool) -> Result<(), String> {
+fn check_raw(family: Family, s: &RawState, full: bool) -> Result<(), String> {
     let slots_num = KVM_MEM_SLOTS_NUM as usize;
     let used = usize::try_from(s.used_slots)
         .ok()
@@ -288,6 +306,12 @@ fn check_raw(port: Port, s: &RawState, full: bool) -> Result<(), String> {
         .ok_or_else(|| format!("used_slots is {}", s.used_slots))?;
     if s.id_to_index.len() != slots_num {
         return Err(format!("id_to_index has {} entries", s.id_to_index.len()));
+    }
+    if s.capacity < used {
+        return Err(format!(
+            "used_slots {used} but memslots[] has room for {} entries",
+            s.capacity
+        ));
     }
     for (i, e) in s.entries.iter().enumerate().take(used) {
         let dirty = e.flags & KVM_MEM_LOG_DIRTY_PAGES != 0;
@@ -301,8 +325,8 @@ fn check_raw(port: Port, s: &RawState, full: bool) -> Result<(), String> {
     if !full {
         return Ok(());
     }
-    match port {
-        Port::Pre => {
+    match family {
+        Family::Pre => {
             // id_to_index is a permutation of 0..512 (every id, used or not, has an entry).
             let mut seen = [false; KVM_MEM_SLOTS_NUM as usize];
             for (id, &i) in s.id_to_index.iter().enumerate() {
@@ -332,7 +356,7 @@ fn check_raw(port: Port, s: &RawState, full: bool) -> Result<(), String> {
                 }
             }
         }
-        Port::Post => {
+        Family::Post | Family::Post15 => {
             let mut present = 0;
             for (id, &i) in s.id_to_index.iter().enumerate() {
                 if i == -1 {

@@ -11,10 +11,14 @@
  * A literal port: same function names, loops, boundary conditions and WARNs.
  * Deviations, all of them mechanical:
  *  - every function is static, so that the pre and post ports link into one
- *    binary (post_api.c includes this file and exports a prefixed C API);
+ *    binary (each file in states/ includes this file and exports a prefixed C API);
  *  - kvm_create_vm() and kvm_destroy_vm() are reduced to their memslot part;
  *  - the arch hooks (kvm_host.h beside this file) are no-ops, except that
  *    kvm_arch_prepare_memory_region() returns the harness's switch.
+ *
+ * MEMSLOT_FIX_b6467ab142b7 compiles in "KVM: Check validity of resolved slot
+ * when searching memslots" (search_memslots() in kvm_host.h), the later fix of
+ * the one bug this state shares with v5.6 (states/post_fixed.c).
  *
  * Copyright (C) 2006 Qumranet, Inc.
  * Copyright 2010 Red Hat, Inc. and/or its affiliates.

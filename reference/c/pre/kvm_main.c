@@ -7,10 +7,18 @@
  * A literal port: same function names, loops, boundary conditions and WARNs.
  * Deviations, all of them mechanical:
  *  - every function is static, so that the pre and post ports link into one
- *    binary (pre_api.c includes this file and exports a prefixed C API);
+ *    binary (each file in states/ includes this file and exports a prefixed C API);
  *  - kvm_create_vm() and kvm_destroy_vm() are reduced to their memslot part;
  *  - the arch hooks (kvm_host.h beside this file) are no-ops, except that
  *    kvm_arch_prepare_memory_region() returns the harness's switch.
+ *
+ * Two later upstream fixes can be compiled in, one at a time, so that each bug
+ * of this state can be switched on alone (reference/c/states/):
+ *  - MEMSLOT_FIX_REINSTALL_OLD_MEMSLOTS: "KVM: Reinstall old memslots if arch
+ *    preparation fails" (v6 02/22 of the seed's series, merged for v5.7);
+ *  - MEMSLOT_FIX_b6467ab142b7: "KVM: Check validity of resolved slot when
+ *    searching memslots" (search_memslots() in kvm_host.h; 5.6.8 stable).
+ * Without them this is v5.6.
  *
  * Copyright (C) 2006 Qumranet, Inc.
  * Copyright 2010 Red Hat, Inc. and/or its affiliates.
@@ -403,6 +411,10 @@ static int __kvm_set_memory_region(struct kvm *kvm,
 	return 0;
 
 out_slots:
+#ifdef MEMSLOT_FIX_REINSTALL_OLD_MEMSLOTS /* "KVM: Reinstall old memslots if arch preparation fails" */
+	if (change == KVM_MR_DELETE || change == KVM_MR_MOVE)
+		slots = install_new_memslots(kvm, as_id, slots);
+#endif
 	kvfree(slots);
 out_free:
 	kvm_free_memslot(kvm, &new, &old);

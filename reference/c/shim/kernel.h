@@ -5,8 +5,9 @@
  * code uses, and WARNs that are counted instead of printed.
  *
  * Everything here is infrastructure, not algorithm: no memslot logic lives in
- * this file.  Allocation is plain calloc/free so that AddressSanitizer sees
- * every array the ports allocate.
+ * this file.  Allocation goes through the guarded allocator of guard.h, so that
+ * an access past any array the ports allocate is caught with or without
+ * AddressSanitizer.
  */
 #ifndef MEMSLOT_SHIM_KERNEL_H
 #define MEMSLOT_SHIM_KERNEL_H
@@ -17,6 +18,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "guard.h"
 
 typedef uint8_t u8;
 typedef uint16_t u16;
@@ -85,17 +88,17 @@ static inline int shim_warn(int cond, const char *where)
 #define WARN_ON_ONCE(condition) \
 	shim_warn(!!(condition), SHIM_FILE ":" SHIM_STR(__LINE__) ": WARN_ON_ONCE(" #condition ")")
 
-/* ---- allocation ------------------------------------------------------ */
+/* ---- allocation: guarded (guard.h), or calloc under AddressSanitizer -- */
 
 static inline void *kvzalloc(size_t size, int flags)
 {
 	(void)flags;
-	return calloc(1, size);
+	return shim_kvzalloc(size);
 }
 
 static inline void kvfree(const void *addr)
 {
-	free((void *)addr);
+	shim_kvfree(addr);
 }
 
 /* ---- atomics, locks, RCU: single-threaded stand-ins ------------------ */

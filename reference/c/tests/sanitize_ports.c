@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Drives both ports through their C API under AddressSanitizer and
+ * Drives the ports through their C API under AddressSanitizer and
  * UndefinedBehaviorSanitizer (.ci/run builds it with -fsanitize=address,undefined
  * -fno-sanitize-recover=all): random request/lookup sequences over a small universe of
- * ids and GFNs, checking that pre and post agree on every return code, lookup and walk
- * and that neither hits a WARN, plus a fill of all 512 slots.
+ * ids and GFNs, checking that pre, post and post15 (the fixed state) agree on every
+ * return code, lookup and walk and that none hits a WARN, plus a fill of all 512 slots.
  *
  * Usage: sanitize_ports [ITERATIONS] [SEED]
  */
@@ -41,17 +41,19 @@ static int walk_ids(int (*walk)(struct kvm *, int, int16_t *, int), struct kvm *
 	return walk(kvm, as_id, ids, MEMSLOT_API_SLOTS_NUM);
 }
 
-static void compare_walks(struct kvm *pre, struct kvm *post, int step)
+static void compare_walks(struct kvm *pre, struct kvm *post, struct kvm *post15, int step)
 {
-	static int16_t a[MEMSLOT_API_SLOTS_NUM], b[MEMSLOT_API_SLOTS_NUM];
-	int as_id, n, m, i;
+	static int16_t a[MEMSLOT_API_SLOTS_NUM], b[MEMSLOT_API_SLOTS_NUM], c[MEMSLOT_API_SLOTS_NUM];
+	int as_id, n, m, k, i;
 
 	for (as_id = 0; as_id < MEMSLOT_API_ADDRESS_SPACE_NUM; as_id++) {
 		n = walk_ids(memslot_pre_for_each_memslot, pre, as_id, a);
 		m = walk_ids(memslot_post_for_each_memslot, post, as_id, b);
-		CHECK(n == m, "step %d: walk lengths %d vs %d", step, n, m);
-		for (i = 0; i < n && i < m; i++)
-			CHECK(a[i] == b[i], "step %d: walk[%d] %d vs %d", step, i, a[i], b[i]);
+		k = walk_ids(memslot_post15_for_each_memslot, post15, as_id, c);
+		CHECK(n == m && m == k, "step %d: walk lengths %d, %d, %d", step, n, m, k);
+		for (i = 0; i < n && i < m && i < k; i++)
+			CHECK(a[i] == b[i] && b[i] == c[i], "step %d: walk[%d] %d, %d, %d", step, i,
+			      a[i], b[i], c[i]);
 	}
 }
 
@@ -74,28 +76,32 @@ static struct memslot_api_region random_region(void)
 
 static void random_sequences(long iterations)
 {
-	struct kvm *pre = NULL, *post = NULL;
-	struct memslot_api_slot sa, sb;
+	struct kvm *pre = NULL, *post = NULL, *post15 = NULL;
+	struct memslot_api_slot sa, sb, sc;
 	long step;
 
 	for (step = 0; step < iterations; step++) {
 		if (step % 64 == 0) {
 			memslot_pre_destroy_vm(pre);
 			memslot_post_destroy_vm(post);
+			memslot_post15_destroy_vm(post15);
 			pre = memslot_pre_create_vm();
 			post = memslot_post_create_vm();
+			post15 = memslot_post15_create_vm();
 		}
 		if (rnd(3) == 0) {
 			int as_id = (int)rnd(2);
 			uint64_t gfn = rnd(64);
 			int a = memslot_pre_search_memslots(pre, as_id, gfn, &sa);
 			int b = memslot_post_search_memslots(post, as_id, gfn, &sb);
+			int c = memslot_post15_search_memslots(post15, as_id, gfn, &sc);
 
-			CHECK((a < 0) == (b < 0), "step %ld: lookup %#lx found %d vs %d", step,
-			      (unsigned long)gfn, a, b);
-			if (a >= 0 && b >= 0)
-				CHECK(a == b && sa.id == sb.id, "step %ld: lookup %#lx: index %d/%d id %d/%d",
-				      step, (unsigned long)gfn, a, b, sa.id, sb.id);
+			CHECK((a < 0) == (b < 0) && (b < 0) == (c < 0),
+			      "step %ld: lookup %#lx found %d, %d, %d", step, (unsigned long)gfn, a, b, c);
+			if (a >= 0 && b >= 0 && c >= 0)
+				CHECK(a == b && b == c && sa.id == sb.id && sb.id == sc.id,
+				      "step %ld: lookup %#lx: index %d/%d/%d id %d/%d/%d", step,
+				      (unsigned long)gfn, a, b, c, sa.id, sb.id, sc.id);
 		} else {
 			struct memslot_api_region r = random_region();
 			int in_kernel = (r.slot & 0xffff) >= 509;
@@ -103,30 +109,37 @@ static void random_sequences(long iterations)
 					  : memslot_pre_ioctl_set_memory_region(pre, &r);
 			int b = in_kernel ? memslot_post_set_memory_region(post, &r)
 					  : memslot_post_ioctl_set_memory_region(post, &r);
+			int c = in_kernel ? memslot_post15_set_memory_region(post15, &r)
+					  : memslot_post15_ioctl_set_memory_region(post15, &r);
 
-			CHECK(a == b, "step %ld: slot %#x gpa %#lx size %#lx flags %#x: %d vs %d", step,
-			      r.slot, (unsigned long)r.guest_phys_addr, (unsigned long)r.memory_size,
-			      r.flags, a, b);
+			CHECK(a == b && b == c,
+			      "step %ld: slot %#x gpa %#lx size %#lx flags %#x: %d, %d, %d", step, r.slot,
+			      (unsigned long)r.guest_phys_addr, (unsigned long)r.memory_size, r.flags, a,
+			      b, c);
 		}
-		compare_walks(pre, post, (int)step);
+		compare_walks(pre, post, post15, (int)step);
 	}
 	memslot_pre_destroy_vm(pre);
 	memslot_post_destroy_vm(post);
+	memslot_post15_destroy_vm(post15);
 }
 
 /* All 512 slots in both address spaces, dirty logging on, then torn down. */
 static void fill_all_slots(void)
 {
-	struct kvm *vms[2] = { memslot_pre_create_vm(), memslot_post_create_vm() };
-	int (*ioctl[2])(struct kvm *, const struct memslot_api_region *) = {
-		memslot_pre_ioctl_set_memory_region, memslot_post_ioctl_set_memory_region
+	struct kvm *vms[3] = { memslot_pre_create_vm(), memslot_post_create_vm(),
+			       memslot_post15_create_vm() };
+	int (*ioctl[3])(struct kvm *, const struct memslot_api_region *) = {
+		memslot_pre_ioctl_set_memory_region, memslot_post_ioctl_set_memory_region,
+		memslot_post15_ioctl_set_memory_region
 	};
-	int (*kset[2])(struct kvm *, const struct memslot_api_region *) = {
-		memslot_pre_set_memory_region, memslot_post_set_memory_region
+	int (*kset[3])(struct kvm *, const struct memslot_api_region *) = {
+		memslot_pre_set_memory_region, memslot_post_set_memory_region,
+		memslot_post15_set_memory_region
 	};
 	int v, as_id, id;
 
-	for (v = 0; v < 2; v++) {
+	for (v = 0; v < 3; v++) {
 		for (as_id = 0; as_id < MEMSLOT_API_ADDRESS_SPACE_NUM; as_id++) {
 			for (id = 0; id < MEMSLOT_API_SLOTS_NUM; id++) {
 				/* Descending GFNs: every create moves past the whole array. */
@@ -145,6 +158,7 @@ static void fill_all_slots(void)
 	}
 	memslot_pre_destroy_vm(vms[0]);
 	memslot_post_destroy_vm(vms[1]);
+	memslot_post15_destroy_vm(vms[2]);
 }
 
 int main(int argc, char **argv)
@@ -156,6 +170,7 @@ int main(int argc, char **argv)
 	random_sequences(iterations);
 	CHECK(memslot_pre_warn_count() == 0, "pre hit a WARN: %s", memslot_pre_last_warn());
 	CHECK(memslot_post_warn_count() == 0, "post hit a WARN: %s", memslot_post_last_warn());
+	CHECK(memslot_post15_warn_count() == 0, "post15 hit a WARN: %s", memslot_post15_last_warn());
 	printf("sanitize_ports: %ld steps, %d failures\n", iterations, failures);
 	return failures ? 1 : 0;
 }
