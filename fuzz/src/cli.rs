@@ -423,8 +423,8 @@ fn generate(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
 }
 
 /// `30`, `30s`, `5m`, `1h`, `500ms`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("stress: bad duration '{text}' (e.g. 30s, 5m, 1h)");
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("bad duration '{text}' (e.g. 30s, 5m, 1h)");
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
@@ -449,7 +449,10 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     )?;
     a.exactly(0, "no positional arguments")?;
     let (lockstep, generator) = a.lockstep()?;
-    let time = a.value("time").map(parse_duration).transpose()?;
+    let time = a
+        .value("time")
+        .map(|t| parse_duration(t).map_err(|e| format!("stress: {e}")))
+        .transpose()?;
     let iters = a.number("iters")?;
     if time.is_none() && iters.is_none() {
         return Err("stress: give a budget: --time T (30s, 5m) or --iters N".to_string());

@@ -209,24 +209,15 @@ fn dedup<T, K: PartialEq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
     kept
 }
 
-/// `60`, `60s`, `5m`, `1h`, `500ms`; must be positive (a zero cap measures nothing).
+/// `60`, `60s`, `5m`, `1h`, `500ms` ([`crate::cli::parse_duration`]); must be positive (a
+/// zero cap measures nothing).
 fn parse_duration(option: &str, text: &str) -> Result<Duration, String> {
-    let bad = || format!("eval: bad duration '{text}' for --{option} (e.g. 30s, 5m, 1h)");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(bad()),
-    };
-    match Duration::try_from_secs_f64(seconds) {
+    match crate::cli::parse_duration(text) {
         Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(bad()),
+        Ok(_) => Err(format!(
+            "eval: bad duration '{text}' for --{option}: must be positive"
+        )),
+        Err(e) => Err(format!("eval: {e} for --{option}")),
     }
 }
 
@@ -1334,6 +1325,10 @@ mod tests {
             ("eval --trials 0", "--trials must be at least 1"),
             ("eval --trials many", "bad number 'many' for --trials"),
             ("eval --cap 0s", "bad duration '0s' for --cap"),
+            (
+                "eval --cap 5x",
+                "bad duration '5x' (e.g. 30s, 5m, 1h) for --cap",
+            ),
             ("eval --cap 5 --cap 6", "--cap given twice"),
             ("eval --jobs", "--jobs needs a value"),
             ("eval --frobnicate 1", "unknown option '--frobnicate'"),
