@@ -490,6 +490,34 @@ impl PortVm {
         &self.walk
     }
 
+    /// The ids of the slots overlapping the GFN range `[start, end)`, in walk order: the
+    /// linear walk of `kvm_zap_gfn_range()` (v5.6-v5.16). Empty for a bad AS.
+    pub fn gfn_range_memslots(&mut self, as_id: u16, start: u64, end: u64) -> Vec<i16> {
+        self.range(as_id, start, end, false)
+    }
+
+    /// The ids of the slots whose host range overlaps `[start, end)`, in walk order: the
+    /// linear walk of `kvm_handle_hva_range()` (v5.6-v5.16). Empty for a bad AS.
+    pub fn hva_range_memslots(&mut self, as_id: u16, start: u64, end: u64) -> Vec<i16> {
+        self.range(as_id, start, end, true)
+    }
+
+    fn range(&mut self, as_id: u16, start: u64, end: u64, hva: bool) -> Vec<i16> {
+        let mut ids = vec![0i16; KVM_MEM_SLOTS_NUM];
+        let cap = ids.len() as i32;
+        // SAFETY: `ids` holds `cap` entries and the C side writes at most `cap`.
+        let n = self.call(|f, kvm| unsafe {
+            let query = if hva {
+                f.hva_range_memslots
+            } else {
+                f.gfn_range_memslots
+            };
+            query(kvm, as_id.into(), start, end, ids.as_mut_ptr(), cap)
+        });
+        ids.truncate(n.clamp(0, cap) as usize);
+        ids
+    }
+
     /// The ids `kvm_for_each_memslot()` visits, in order, as an owned copy of [`PortVm::walk`].
     pub fn for_each_memslot(&mut self, as_id: u16) -> Vec<i16> {
         self.walk(as_id).to_vec()
