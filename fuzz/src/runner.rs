@@ -941,15 +941,14 @@ pub fn probe_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Vec<u64
     (gfns, ids)
 }
 
+/// Half-open ranges `[start, end)` to query.
+pub type Ranges = Vec<(u64, u64)>;
+
 /// The GFN ranges and host address ranges to query after `op` (range queries are compared
 /// as the ids they return, in walk order): the whole space, and around what the operation
 /// named and the slot it changed: the request's own range, a page either side of its start
 /// and of its end, the old slot's range; for a lookup, its GFN alone. A handful each.
-pub fn range_points(
-    layout: &[ApiSlot],
-    before: &[ApiSlot],
-    op: &Op,
-) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+pub fn range_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Ranges, Ranges) {
     const PAGE: u64 = 1 << 12;
     let mut gfns = vec![(0, u64::MAX)];
     let mut hvas = vec![(0, u64::MAX)];
