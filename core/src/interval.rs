@@ -90,6 +90,28 @@ fn merge<V>(a: Link<V>, b: Link<V>) -> Link<V> {
     }
 }
 
+/// Inserts a node whose key is absent: down the search path while the priorities are
+/// higher, then the subtree there is split around the new node.
+fn insert<V>(link: &mut Link<V>, mut node: Box<Node<V>>) {
+    match link {
+        Some(n) if n.priority >= node.priority => {
+            n.max_end = n.max_end.max(node.end);
+            if node.key < n.key {
+                insert(&mut n.left, node);
+            } else {
+                insert(&mut n.right, node);
+            }
+        }
+        _ => {
+            let (l, r) = split(link.take(), node.key);
+            node.left = l;
+            node.right = r;
+            node.update();
+            *link = Some(node);
+        }
+    }
+}
+
 fn remove<V>(link: &mut Link<V>, key: Key) -> Option<V> {
     let order = key.cmp(&link.as_ref()?.key);
     let removed = match order {
@@ -138,10 +160,26 @@ impl<V> IntervalTree<V> {
             left: None,
             right: None,
         });
-        let (l, r) = split(self.root.take(), key);
-        self.root = merge(merge(l, Some(node)), r);
+        insert(&mut self.root, node);
         self.len += 1;
         old
+    }
+
+    /// Replaces the value of the interval `key` if it ends at `end`, in place (the
+    /// kernel's `rb_replace_node`); `Err(value)` if there is no such interval.
+    pub(crate) fn replace(&mut self, key: Key, end: u64, value: V) -> Result<V, V> {
+        let mut link = &mut self.root;
+        while let Some(n) = link {
+            match key.cmp(&n.key) {
+                std::cmp::Ordering::Less => link = &mut n.left,
+                std::cmp::Ordering::Greater => link = &mut n.right,
+                std::cmp::Ordering::Equal if n.end == end => {
+                    return Ok(std::mem::replace(&mut n.value, value))
+                }
+                std::cmp::Ordering::Equal => break,
+            }
+        }
+        Err(value)
     }
 
     pub(crate) fn remove(&mut self, key: Key) -> Option<V> {
@@ -244,5 +282,16 @@ mod tests {
             assert_eq!(got, want, "[{s}, {e})");
         }
         assert_eq!(t.len(), all.len());
+        let (k, end) = all[0];
+        assert_eq!(t.replace(k, end, 999), Ok(k.1));
+        assert_eq!(t.replace(k, end + 1, 5), Err(5));
+        assert_eq!(
+            t.overlapping(k.0, k.0 + 1)
+                .into_iter()
+                .filter(|&&v| v == 999)
+                .count(),
+            1
+        );
+        t.check().unwrap();
     }
 }

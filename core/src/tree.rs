@@ -85,6 +85,12 @@ impl SlotSet {
     /// `kvm_replace_memslot` on this set: take `old` out of every index, put `new` in.
     /// Either may be absent (CREATE, DELETE). The last-used cache follows `old` to `new`.
     fn replace(&mut self, old: Option<&Slot>, new: Option<&Slot>) {
+        if let (Some(old), Some(new)) = (old, new) {
+            if old.id == new.id {
+                self.replace_in_place(old, new);
+                return;
+            }
+        }
         if let Some(old) = old {
             self.id_hash.remove(&old.id);
             self.gfn_tree.remove(&old.base_gfn);
@@ -99,6 +105,35 @@ impl SlotSet {
             self.gfn_tree.insert(new.base_gfn, Arc::clone(new));
             self.hva_tree
                 .insert((new.userspace_addr, new.id), hva_end(new), Arc::clone(new));
+        }
+    }
+
+    /// [`SlotSet::replace`] of a slot by a new version of itself: each index whose key did
+    /// not change has its entry overwritten where it is (FLAGS_ONLY, the INVALID copy and
+    /// back, the host range of a MOVE), as the kernel does with `rb_replace_node`. The
+    /// last-used cache names the id, which stays.
+    fn replace_in_place(&mut self, old: &Slot, new: &Slot) {
+        if let Some(entry) = self.id_hash.get_mut(&new.id) {
+            *entry = Arc::clone(new);
+        }
+        match self.gfn_tree.get_mut(&new.base_gfn) {
+            Some(entry) if old.base_gfn == new.base_gfn => *entry = Arc::clone(new),
+            _ => {
+                self.gfn_tree.remove(&old.base_gfn);
+                self.gfn_tree.insert(new.base_gfn, Arc::clone(new));
+            }
+        }
+        let (old_key, new_key) = ((old.userspace_addr, old.id), (new.userspace_addr, new.id));
+        let end = hva_end(new);
+        let in_place = old_key == new_key && hva_end(old) == end;
+        if !in_place
+            || self
+                .hva_tree
+                .replace(new_key, end, Arc::clone(new))
+                .is_err()
+        {
+            self.hva_tree.remove(old_key);
+            self.hva_tree.insert(new_key, end, Arc::clone(new));
         }
     }
 
