@@ -71,9 +71,11 @@ fn full<S: MemslotSet>(n: usize) -> Vm<S> {
     vm
 }
 
-/// (operation, slots, backend) -> (time, operations) over every timed iteration.
-static RESULTS: Mutex<BTreeMap<(usize, usize, &'static str), (Duration, u64)>> =
-    Mutex::new(BTreeMap::new());
+/// (operation, slots, backend).
+type Key = (usize, usize, &'static str);
+
+/// Key -> (time, operations) over every timed iteration.
+static RESULTS: Mutex<BTreeMap<Key, (Duration, u64)>> = Mutex::new(BTreeMap::new());
 
 const OPS: [&str; 12] = [
     "create N ascending",
@@ -102,7 +104,7 @@ fn batched<T>(
     iters: u64,
     setup: impl Fn() -> T,
     mut routine: impl FnMut(&mut T),
-    key: (usize, usize, &'static str),
+    key: Key,
     ops: u64,
 ) -> Duration {
     let mut total = Duration::ZERO;
@@ -122,7 +124,7 @@ fn repeated<T>(
     iters: u64,
     state: &mut T,
     mut routine: impl FnMut(&mut T, u64),
-    key: (usize, usize, &'static str),
+    key: Key,
     ops: u64,
 ) -> Duration {
     let start = Instant::now();
