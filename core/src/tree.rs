@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::iter::Rev;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::interval::IntervalTree;
@@ -44,6 +44,64 @@ type IdHash = HashMap<u16, Slot, BuildHasherDefault<IdHasher>>;
 /// No slot in the last-used cache.
 const NO_SLOT: u32 = u32::MAX;
 
+/// `last_used_slot`: the kernel keeps a pointer to the slot; this keeps its id, and a copy of
+/// its GFN range so that a lookup the cache cannot answer is told so without touching the id
+/// hash. Atomic because lookups take `&self` and still update it, as in the kernel; the three
+/// fields are written one by one, so a hit is confirmed on the slot the id names.
+#[derive(Debug)]
+struct LastUsed {
+    id: AtomicU32,
+    base_gfn: AtomicU64,
+    end_gfn: AtomicU64,
+}
+
+impl LastUsed {
+    fn new() -> LastUsed {
+        let c = LastUsed {
+            id: AtomicU32::new(NO_SLOT),
+            base_gfn: AtomicU64::new(0),
+            end_gfn: AtomicU64::new(0),
+        };
+        c.set(None);
+        c
+    }
+
+    fn set(&self, slot: Option<&MemorySlot>) {
+        match slot {
+            Some(s) => {
+                self.id.store(u32::from(s.id), Relaxed);
+                self.base_gfn.store(s.base_gfn, Relaxed);
+                self.end_gfn.store(s.end_gfn(), Relaxed);
+            }
+            None => {
+                self.id.store(NO_SLOT, Relaxed);
+                self.base_gfn.store(u64::MAX, Relaxed);
+                self.end_gfn.store(0, Relaxed);
+            }
+        }
+    }
+
+    fn id(&self) -> Option<u16> {
+        let id = self.id.load(Relaxed);
+        (id != NO_SLOT).then_some(id as u16)
+    }
+
+    /// Whether the cached range holds `gfn` (a hint: the slot itself decides).
+    fn may_hold(&self, gfn: u64) -> bool {
+        self.base_gfn.load(Relaxed) <= gfn && gfn < self.end_gfn.load(Relaxed)
+    }
+}
+
+impl Clone for LastUsed {
+    fn clone(&self) -> Self {
+        LastUsed {
+            id: AtomicU32::new(self.id.load(Relaxed)),
+            base_gfn: AtomicU64::new(self.base_gfn.load(Relaxed)),
+            end_gfn: AtomicU64::new(self.end_gfn.load(Relaxed)),
+        }
+    }
+}
+
 /// One `struct kvm_memslots` of the tree design.
 #[derive(Debug)]
 struct SlotSet {
@@ -54,9 +112,8 @@ struct SlotSet {
     gfn_tree: BTreeMap<u64, Slot>,
     /// `hva_tree`: host ranges may overlap.
     hva_tree: IntervalTree<Slot>,
-    /// `last_used_slot`, by id (the kernel keeps a pointer). Atomic because lookups take
-    /// `&self` and still update it, as in the kernel.
-    last_used: AtomicU32,
+    /// `last_used_slot`.
+    last_used: LastUsed,
 }
 
 impl Clone for SlotSet {
@@ -66,7 +123,7 @@ impl Clone for SlotSet {
             id_hash: self.id_hash.clone(),
             gfn_tree: self.gfn_tree.clone(),
             hva_tree: self.hva_tree.clone(),
-            last_used: AtomicU32::new(self.last_used.load(Relaxed)),
+            last_used: self.last_used.clone(),
         }
     }
 }
@@ -78,7 +135,7 @@ impl SlotSet {
             id_hash: IdHash::default(),
             gfn_tree: BTreeMap::new(),
             hva_tree: IntervalTree::default(),
-            last_used: AtomicU32::new(NO_SLOT),
+            last_used: LastUsed::new(),
         }
     }
 
@@ -95,9 +152,8 @@ impl SlotSet {
             self.id_hash.remove(&old.id);
             self.gfn_tree.remove(&old.base_gfn);
             self.hva_tree.remove((old.userspace_addr, old.id));
-            if self.last_used.load(Relaxed) == u32::from(old.id) {
-                let next = new.map_or(NO_SLOT, |n| u32::from(n.id));
-                self.last_used.store(next, Relaxed);
+            if self.last_used.id() == Some(old.id) {
+                self.last_used.set(new.map(|n| &**n));
             }
         }
         if let Some(new) = new {
@@ -113,6 +169,9 @@ impl SlotSet {
     /// back, the host range of a MOVE), as the kernel does with `rb_replace_node`. The
     /// last-used cache names the id, which stays.
     fn replace_in_place(&mut self, old: &Slot, new: &Slot) {
+        if self.last_used.id() == Some(new.id) {
+            self.last_used.set(Some(new));
+        }
         if let Some(entry) = self.id_hash.get_mut(&new.id) {
             *entry = Arc::clone(new);
         }
@@ -138,11 +197,7 @@ impl SlotSet {
     }
 
     fn last_used(&self) -> Option<&MemorySlot> {
-        let id = self.last_used.load(Relaxed);
-        if id == NO_SLOT {
-            return None;
-        }
-        self.id_hash.get(&(id as u16)).map(|s| &**s)
+        self.id_hash.get(&self.last_used.id()?).map(|s| &**s)
     }
 
     fn check(&self, mem_slots_num: usize) -> Result<(), String> {
@@ -188,9 +243,15 @@ impl SlotSet {
                 return Err(format!("slot {id} filed wrongly in the hva tree"));
             }
         }
-        let cached = self.last_used.load(Relaxed);
-        if cached != NO_SLOT && !self.id_hash.contains_key(&(cached as u16)) {
-            return Err(format!("last_used_slot {cached} is not in the set"));
+        if let Some(id) = self.last_used.id() {
+            let s = self
+                .id_hash
+                .get(&id)
+                .ok_or_else(|| format!("last_used_slot {id} is not in the set"))?;
+            let c = &self.last_used;
+            if c.base_gfn.load(Relaxed) != s.base_gfn || c.end_gfn.load(Relaxed) != s.end_gfn() {
+                return Err(format!("last_used_slot {id}: stale GFN range"));
+            }
         }
         Ok(())
     }
@@ -256,8 +317,8 @@ impl TreeMemslots {
     /// e.g. to restore it after probing lookups.
     pub fn set_last_used_id(&self, id: Option<u16>) {
         let set = self.active();
-        let id = id.filter(|id| set.id_hash.contains_key(id));
-        set.last_used.store(id.map_or(NO_SLOT, u32::from), Relaxed);
+        set.last_used
+            .set(id.and_then(|id| set.id_hash.get(&id)).map(|s| &**s));
     }
 
     /// `kvm_swap_active_memslots`: the inactive set becomes active, one generation step
@@ -309,16 +370,18 @@ impl MemslotSet for TreeMemslots {
     /// (the slot with the highest base at or below `gfn`), which then becomes the last used.
     fn search(&self, gfn: u64) -> Option<&MemorySlot> {
         let set = self.active();
-        if let Some(s) = set.last_used() {
-            if s.contains(gfn) {
-                return Some(s);
+        if set.last_used.may_hold(gfn) {
+            if let Some(s) = set.last_used() {
+                if s.contains(gfn) {
+                    return Some(s);
+                }
             }
         }
         let (_, s) = set.gfn_tree.range(..=gfn).next_back()?;
         if !s.contains(gfn) {
             return None;
         }
-        set.last_used.store(u32::from(s.id), Relaxed);
+        set.last_used.set(Some(s));
         Some(s)
     }
 
