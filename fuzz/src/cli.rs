@@ -8,6 +8,9 @@
 //! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
 //!                     [--generator steered|random] [--json]
 //! memslot-diff seed-corpus [--corpus DIR] [--out DIR]
+//! memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
+//!                   [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR]
+//!                   [--fuzz-bin-dir DIR]
 //! ```
 //!
 //! Exit status: 0 when every implementation agrees (or the command succeeded), 1 on a
@@ -23,6 +26,7 @@ use crate::runner::{RunOptions, Runner};
 use crate::scenario;
 use crate::stress;
 use crate::targets::Target;
+use crate::zoo::{Generator, Lockstep};
 
 const USAGE: &str = "\
 usage: memslot-diff <command> [options]
@@ -51,6 +55,14 @@ commands:
   seed-corpus [--corpus DIR] [--out DIR]
         Convert corpus/<target>/{seeds,regressions} to libFuzzer inputs in
         fuzz/corpus/<target>/ (what `cargo fuzz run <target>` starts from).
+  eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
+       [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR] [--fuzz-bin-dir DIR]
+        Measure how fast each engine finds each zoo bug: N independent trials per bug and
+        engine from an empty corpus (default: all bugs, both engines, 10 trials, cap 60s, jobs
+        2), then the same with the random baseline generator (--baseline-trials 0 skips it).
+        Writes results.json, table.md and survival.svg to DIR (default:
+        target/memslot-diff/eval) and prints the table. The libfuzzer engine runs the
+        binaries of `cargo +nightly fuzz build` (or those in --fuzz-bin-dir).
 
 zoo bugs (--zoo; MEMSLOT_DIFF_ZOO=BUG[:fixed] for the fuzz targets): stale-lru, empty-array,
   below-lowest, below-lowest-full, prepare-invalid, update-absent-id.
@@ -77,6 +89,7 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
         "generate" => generate(rest, out),
         "stress" => stress_command(rest, out),
         "seed-corpus" => seed_corpus(rest, out),
+        "eval" => crate::eval::command(rest, out),
         "help" | "-h" | "--help" => {
             let _ = writeln!(out, "{USAGE}");
             Ok(0)
@@ -184,10 +197,13 @@ impl Args {
             .transpose()
     }
 
-    /// `--zoo BUG [--fixed]` and `--generator G`: this process's implementations and programs.
-    fn select_lockstep(&self) -> Result<(), String> {
+    /// `--zoo BUG [--fixed]` and `--generator G`: the implementations to compare and the
+    /// generator to draw programs with (default: `MEMSLOT_DIFF_ZOO` and
+    /// `MEMSLOT_DIFF_GENERATOR`, else the standard set and the steered generator). Fuzz
+    /// artifacts are decoded as the environment says, as the fuzzer that wrote them did.
+    fn lockstep(&self) -> Result<(Lockstep, Generator), String> {
         let command = self.command;
-        match self.value("zoo") {
+        let lockstep = match self.value("zoo") {
             Some(name) => {
                 let bug = crate::zoo::bug(name).ok_or_else(|| {
                     format!(
@@ -195,21 +211,21 @@ impl Args {
                         crate::zoo::bug_names()
                     )
                 })?;
-                let fixed = self.flag("fixed");
-                crate::zoo::select(crate::zoo::Lockstep::Zoo { bug, fixed })
-                    .map_err(|e| format!("{command}: {e}"))?;
+                Lockstep::Zoo {
+                    bug,
+                    fixed: self.flag("fixed"),
+                }
             }
             None if self.flag("fixed") => {
                 return Err(format!("{command}: --fixed needs --zoo BUG"))
             }
-            None => {}
-        }
-        if let Some(name) = self.value("generator") {
-            let generator =
-                crate::zoo::Generator::parse(name).map_err(|e| format!("{command}: {e}"))?;
-            crate::zoo::select_generator(generator).map_err(|e| format!("{command}: {e}"))?;
-        }
-        Ok(())
+            None => Lockstep::from_env().map_err(|e| format!("{command}: {e}"))?,
+        };
+        let generator = match self.value("generator") {
+            Some(name) => Generator::parse(name).map_err(|e| format!("{command}: {e}"))?,
+            None => Generator::from_env().map_err(|e| format!("{command}: {e}"))?,
+        };
+        Ok((lockstep, generator))
     }
 
     fn exactly(&self, n: usize, what: &str) -> Result<(), String> {
@@ -227,7 +243,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
         &["json", "summary", "text", "bytes", "fixed"],
         &["target", "zoo", "generator"],
     )?;
-    a.select_lockstep()?;
+    let (lockstep, _) = a.lockstep()?;
     if a.positional.is_empty() {
         return Err("replay: expected FILE or DIR arguments".to_string());
     }
@@ -267,8 +283,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
                 record: json,
                 ..RunOptions::default()
             };
-            let result =
-                Runner::new(crate::zoo::selected().implementations(), opts).run(&loaded.ops);
+            let result = Runner::new(lockstep.implementations(), opts).run(&loaded.ops);
             let agreed = result.agreed();
             if !agreed && status == 0 {
                 status = 1;
@@ -282,6 +297,8 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
                     "divergence": result.divergence.as_ref().map(|d| serde_json::json!({
                         "step": d.step, "op": d.op.to_string(), "aspect": d.aspect,
                         "details": d.details, "also": d.also,
+                        "signature": crate::report::signature(d),
+                        "disagreeing": crate::report::disagreeing(d),
                     })),
                     "stats": result.stats,
                     "steps": result.trace,
@@ -290,7 +307,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
             }
             match &result.divergence {
                 Some(d) => {
-                    let _ = write!(out, "{}", render(d, &context(&file, &loaded)));
+                    let _ = write!(out, "{}", render(d, &context(&file, &loaded, &lockstep)));
                 }
                 None => {
                     let _ = writeln!(
@@ -320,7 +337,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
     Ok(status)
 }
 
-fn context(file: &Path, loaded: &Loaded) -> Context {
+fn context(file: &Path, loaded: &Loaded, lockstep: &Lockstep) -> Context {
     let shown = file.display().to_string();
     let target = loaded.target.map(Target::name);
     let explicit = match loaded.target {
@@ -333,7 +350,7 @@ fn context(file: &Path, loaded: &Loaded) -> Context {
             None => "scenario text".to_string(),
         }),
         input: Some(shown.clone()),
-        replay: Some(Context::replay_command(&shown, explicit)),
+        replay: Some(Context::replay_command(&shown, explicit) + &lockstep.replay_args()),
         note: loaded.notes.first().cloned(),
     }
 }
@@ -431,7 +448,7 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         &["seed", "time", "iters", "out", "zoo", "generator"],
     )?;
     a.exactly(0, "no positional arguments")?;
-    a.select_lockstep()?;
+    let (lockstep, generator) = a.lockstep()?;
     let time = a.value("time").map(parse_duration).transpose()?;
     let iters = a.number("iters")?;
     if time.is_none() && iters.is_none() {
@@ -453,8 +470,8 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             time,
             iters,
             out_dir,
-            lockstep: crate::zoo::selected(),
-            generator: crate::zoo::generator(),
+            lockstep,
+            generator,
         },
         out,
     );

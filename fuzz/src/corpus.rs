@@ -32,6 +32,14 @@ pub fn root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// The committed corpus, `<root>/corpus`, or the directory `MEMSLOT_DIFF_CORPUS` names (so that
+/// `cargo test` can replay a copy, e.g. the one `ci/nightly --corpus-root` wrote into).
+pub fn dir() -> PathBuf {
+    std::env::var_os("MEMSLOT_DIFF_CORPUS")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| root().join("corpus"), PathBuf::from)
+}
+
 /// The files under `path` (itself if it is a file), recursively, sorted; hidden files,
 /// `README*` and `*.md` are skipped.
 pub fn files(path: &Path) -> std::io::Result<Vec<PathBuf>> {

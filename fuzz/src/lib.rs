@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod corpus;
 pub mod decode;
+pub mod eval;
 pub mod generate;
 pub mod implementations;
 pub mod lowlevel;

@@ -371,6 +371,9 @@ pub fn check(port: Port, calls: &[Call]) -> Result<(), String> {
             for c in &calls[..=step] {
                 let _ = writeln!(report, "  {}", c.text());
             }
+            // Its header may be overwritten (the memslots[-1] write): destroying it would
+            // walk garbage and crash before the report is out. Leak it.
+            std::mem::forget(vm);
             return Err(report);
         }
     }

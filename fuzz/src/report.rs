@@ -54,6 +54,12 @@ pub fn render(d: &Divergence, ctx: &Context) -> String {
         let _ = writeln!(out, "  note:    {n}");
     }
     let _ = writeln!(out, "  step {} of {}:  {}", d.step, d.total, d.op);
+    let _ = writeln!(
+        out,
+        "  signature: {}  (disagreeing: {})",
+        signature(d),
+        disagreeing(d).join(", ")
+    );
     let _ = writeln!(out);
     let _ = writeln!(out, "  differs: {}", d.aspect);
     for line in &d.details {
@@ -298,6 +304,98 @@ pub fn found_text(found: Option<&Found>) -> String {
     }
 }
 
+/// A divergence's signature: the kind of divergence and the kind of operation, e.g.
+/// `index.delete`, `lookup-probe.create`, `warn-post-kvm_main.c-175.move`. No addresses, ids or
+/// steps, so that the many inputs that hit one bug share one signature; filename-safe
+/// (`[a-z0-9_.-]`), so that `ci/nightly` names a stored regression after it.
+pub fn signature(d: &Divergence) -> String {
+    let aspect = d.aspect.as_str();
+    let kind = if let Some(rest) = aspect.strip_prefix("WARN in ") {
+        // `WARN in post: kvm_main.c:175: WARN_ON_ONCE(...)`: the implementation and the place.
+        let mut parts = rest.splitn(4, ':').map(str::trim);
+        let who = parts.next().unwrap_or("");
+        let file = parts.next().unwrap_or("");
+        let file = file.rsplit('/').next().unwrap_or(file);
+        format!("warn-{who}-{file}-{}", parts.next().unwrap_or(""))
+    } else if let Some(rest) = aspect.strip_prefix("invariant of ") {
+        format!("invariant-{}", rest.split(':').next().unwrap_or(""))
+    } else {
+        let cut = [" of AS", " in AS", " gfn ", " of id ", " (", " that "]
+            .iter()
+            .filter_map(|m| aspect.find(m))
+            .min()
+            .unwrap_or(aspect.len());
+        let probe = if aspect.contains("probe") {
+            "-probe"
+        } else {
+            ""
+        };
+        format!("{}{probe}", &aspect[..cut])
+    };
+    let op = match (d.op_kind, &d.op) {
+        (Some(kind), _) => kind.name(),
+        (None, crate::ops::Op::FailPrepare { .. }) => "fail-prepare",
+        (None, _) => "other",
+    };
+    let slug = |s: &str| -> String {
+        let s: String = s
+            .trim()
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        s.split('-')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    format!("{}.{}", slug(&kind), slug(op))
+}
+
+/// The implementations that disagree with the majority on the first differing aspect (ties go
+/// to the later implementation, as in the tables); for a WARN or a broken invariant, the
+/// implementation concerned.
+pub fn disagreeing(d: &Divergence) -> Vec<&'static str> {
+    let names: Vec<&'static str> = d.verdicts.iter().map(|(n, _)| *n).collect();
+    for prefix in ["WARN in ", "invariant of "] {
+        if let Some(rest) = d.aspect.strip_prefix(prefix) {
+            let who = rest.split(':').next().unwrap_or("");
+            return names.into_iter().filter(|n| *n == who).collect();
+        }
+    }
+    let values: Vec<(&'static str, &str)> = names
+        .iter()
+        .filter_map(|n| {
+            d.details.iter().find_map(|line| {
+                let rest = line.strip_prefix(n)?;
+                rest.starts_with(' ').then(|| (*n, rest.trim()))
+            })
+        })
+        // An implementation without the thing (the oracle has no LRU hint) takes no side.
+        .filter(|(_, v)| !matches!(*v, "(none)" | "n/a"))
+        .collect();
+    let count = |v: &str| values.iter().filter(|(_, x)| *x == v).count();
+    let Some(majority) = values
+        .iter()
+        .rev()
+        .max_by_key(|(_, v)| count(v))
+        .map(|x| x.1)
+    else {
+        return Vec::new();
+    };
+    values
+        .iter()
+        .filter(|(_, v)| *v != majority)
+        .map(|(n, _)| *n)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +442,28 @@ mod tests {
             "{t}"
         );
         assert_eq!(t.matches('!').count(), 2 + 1, "{t}");
+    }
+
+    #[test]
+    fn signatures_name_the_kind_not_the_values() {
+        let text = include_str!("../tests/known/lookup-below-512-slots.scenario");
+        let ops = crate::scenario::parse(text).unwrap();
+        let lockstep = crate::zoo::Lockstep::parse("below-lowest-full").unwrap();
+        let d = crate::runner::Runner::new(lockstep.implementations(), Default::default())
+            .run(&ops)
+            .divergence
+            .expect("a known divergence");
+        assert_eq!(signature(&d), "lookup-probe.create");
+        assert_eq!(disagreeing(&d), ["pre-bug-below-lowest-full"]);
+        let mut warn = d.clone();
+        warn.aspect =
+            "WARN in pre-bug-below-lowest-full: kvm_main.c:175: WARN_ON_ONCE(x)".to_string();
+        warn.op_kind = Some(crate::runner::OpKind::Move);
+        assert_eq!(
+            signature(&warn),
+            "warn-pre-bug-below-lowest-full-kvm_main.c-175.move"
+        );
+        assert_eq!(disagreeing(&warn), ["pre-bug-below-lowest-full"]);
     }
 
     #[test]

@@ -267,8 +267,10 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
                 let ctx = Context {
                     target: Some("stress".to_string()),
                     input: None,
-                    replay: written
-                        .then(|| Context::replay_command(&file.display().to_string(), None)),
+                    replay: written.then(|| {
+                        Context::replay_command(&file.display().to_string(), None)
+                            + &lockstep.replay_args()
+                    }),
                     note: Some(format!(
                         "seed {} iteration {} (program seed {seed:#x})",
                         opts.seed,

@@ -126,11 +126,15 @@ pub fn fuzz(target: Target, data: &[u8]) {
                 scenario::print(&d.ops)
             );
             if std::fs::write(&file, text).is_ok() {
-                ctx.replay = Some(Context::replay_command(&file, None));
+                ctx.replay =
+                    Some(Context::replay_command(&file, None) + &zoo::selected().replay_args());
             }
         }
         if ctx.replay.is_none() {
-            ctx.replay = Some(Context::replay_command(&artifact, Some(target.name())));
+            ctx.replay = Some(
+                Context::replay_command(&artifact, Some(target.name()))
+                    + &zoo::selected().replay_args(),
+            );
         }
         panic!("\n{}", render(&d, &ctx));
     }

@@ -2,8 +2,9 @@
 //! port (`memslot_reference::Port`), and which implementations a run compares.
 //!
 //! By default a run compares the [standard set](crate::runner::standard_implementations):
-//! core, pre, post, post15, tree and the oracle. With a zoo bug selected (`--zoo BUG` on the
-//! command line, `MEMSLOT_DIFF_ZOO=BUG` for the fuzz targets) it compares core, tree and oracle with
+//! core, the three ports (with the later fixes of their known bugs), tree and the oracle. With a
+//! zoo bug selected (`--zoo BUG` on the command line, `MEMSLOT_DIFF_ZOO=BUG` for the fuzz
+//! targets) it compares core, tree and oracle with
 //! that bug's state, or with its fixed state (`BUG:fixed`, `--fixed`), and nothing else: so a
 //! report names the bug state, and a fixed state that is reported is a harness bug.
 //!
@@ -150,32 +151,39 @@ impl Lockstep {
         }
     }
 
+    /// What a replay command needs to compare the same implementations: ` --zoo BUG [--fixed]`.
+    pub fn replay_args(&self) -> String {
+        match self {
+            Lockstep::Standard => String::new(),
+            Lockstep::Zoo { bug, fixed: false } => format!(" --zoo {}", bug.name),
+            Lockstep::Zoo { bug, fixed: true } => format!(" --zoo {} --fixed", bug.name),
+        }
+    }
+
     /// Whether the decoding may arm `fail-prepare`.
     pub fn allows_fail_prepare(&self) -> bool {
         matches!(self, Lockstep::Zoo { bug, .. } if bug.needs_fail_prepare())
     }
 }
 
-static LOCKSTEP: OnceLock<Lockstep> = OnceLock::new();
-
-/// Selects the lockstep for this process (the command line's `--zoo`). Fails if one was
-/// already in use.
-pub fn select(lockstep: Lockstep) -> Result<(), String> {
-    LOCKSTEP
-        .set(lockstep)
-        .map_err(|_| "the lockstep was already chosen for this process".to_string())
+impl Lockstep {
+    /// `MEMSLOT_DIFF_ZOO` (`BUG` or `BUG:fixed`), else the standard set.
+    pub fn from_env() -> Result<Lockstep, String> {
+        match std::env::var("MEMSLOT_DIFF_ZOO") {
+            Ok(text) if !text.is_empty() => {
+                Lockstep::parse(&text).map_err(|e| format!("MEMSLOT_DIFF_ZOO: {e}"))
+            }
+            _ => Ok(Lockstep::Standard),
+        }
+    }
 }
 
-/// The lockstep of this process: what [`select`] chose, else `MEMSLOT_DIFF_ZOO`, else the
-/// standard set. An unknown bug name in the environment stops the process with the list of
-/// known ones (a fuzzer must not silently fuzz something else).
+/// The lockstep of this process (the fuzz targets'): `MEMSLOT_DIFF_ZOO`, read once, else the
+/// standard set. An unknown bug name stops the process with the list of known ones (a fuzzer
+/// must not silently fuzz something else). The command line passes its `--zoo` explicitly.
 pub fn selected() -> Lockstep {
-    *LOCKSTEP.get_or_init(|| match std::env::var("MEMSLOT_DIFF_ZOO") {
-        Ok(text) if !text.is_empty() => {
-            Lockstep::parse(&text).unwrap_or_else(|e| panic!("MEMSLOT_DIFF_ZOO: {e}"))
-        }
-        _ => Lockstep::Standard,
-    })
+    static LOCKSTEP: OnceLock<Lockstep> = OnceLock::new();
+    *LOCKSTEP.get_or_init(|| Lockstep::from_env().unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// Which generator weights programs are drawn with.
@@ -199,6 +207,16 @@ impl Generator {
         }
     }
 
+    /// `MEMSLOT_DIFF_GENERATOR`, else [`Generator::Steered`].
+    pub fn from_env() -> Result<Generator, String> {
+        match std::env::var("MEMSLOT_DIFF_GENERATOR") {
+            Ok(text) if !text.is_empty() => {
+                Generator::parse(&text).map_err(|e| format!("MEMSLOT_DIFF_GENERATOR: {e}"))
+            }
+            _ => Ok(Generator::Steered),
+        }
+    }
+
     /// The baseline's weights.
     pub fn random_weights() -> Weights {
         use crate::generate::Intent::*;
@@ -206,22 +224,9 @@ impl Generator {
     }
 }
 
-static GENERATOR: OnceLock<Generator> = OnceLock::new();
-
-/// Selects the generator for this process (the command line's `--generator`).
-pub fn select_generator(generator: Generator) -> Result<(), String> {
-    GENERATOR
-        .set(generator)
-        .map_err(|_| "the generator was already chosen for this process".to_string())
-}
-
-/// The generator of this process: what [`select_generator`] chose, else
-/// `MEMSLOT_DIFF_GENERATOR`, else [`Generator::Steered`].
+/// The generator of this process (the fuzz targets'): `MEMSLOT_DIFF_GENERATOR`, read once,
+/// else [`Generator::Steered`].
 pub fn generator() -> Generator {
-    *GENERATOR.get_or_init(|| match std::env::var("MEMSLOT_DIFF_GENERATOR") {
-        Ok(text) if !text.is_empty() => {
-            Generator::parse(&text).unwrap_or_else(|e| panic!("MEMSLOT_DIFF_GENERATOR: {e}"))
-        }
-        _ => Generator::Steered,
-    })
+    static GENERATOR: OnceLock<Generator> = OnceLock::new();
+    *GENERATOR.get_or_init(|| Generator::from_env().unwrap_or_else(|e| panic!("{e}")))
 }

@@ -30,8 +30,9 @@ fn write(dir: &Path, name: &str, content: &[u8]) -> String {
     path.display().to_string()
 }
 
-/// The pre port mishandles a failing arch prepare on DELETE (it leaves the INVALID copy
-/// installed: kvm-memslot-facts.md §2.7, fixed before the seed patch). The report must say so.
+/// v5.6 mishandles a failing arch prepare on DELETE (it leaves the INVALID copy installed:
+/// kvm-memslot-facts.md §2.7, fixed before the seed patch): the zoo's prepare-invalid state.
+/// The report must say so; the fixed state must agree.
 #[test]
 fn fail_prepare_on_delete_shows_the_pre_port_diverging() {
     let dir = temp_dir("failprep");
@@ -44,23 +45,25 @@ fn fail_prepare_on_delete_shows_the_pre_port_diverging() {
           set as=0 id=1 gpa=0x100000 size=0 hva=0x7f0000000000 flags=0\n\
           lookup as=0 gfn=0x100\n",
     );
-    let (code, out, _) = memslot_diff(&["replay", &file]);
+    let (code, out, _) = memslot_diff(&["replay", "--zoo", "prepare-invalid", &file]);
     assert_eq!(code, 1, "{out}");
     for needle in [
         "DIVERGE",
         "step 4 of 5:  set as=0 id=1 gpa=0x100000 size=0",
         "differs: array of AS 0 (index 0)",
-        "pre     id 1 base 0x100 npages 0x200 flags INVALID",
-        "post    id 1 base 0x100 npages 0x200 flags 0 ",
+        "pre-bug-prepare-invalid id 1 base 0x100 npages 0x200 flags INVALID",
+        "core    id 1 base 0x100 npages 0x200 flags 0 ",
         "also differs at this step: generation of AS 0",
         "core    -ENOMEM (Arch(-12))",
         "INVALID !",
         "generation | 8                  | 6 !",
         "<== diverges here",
-        &format!("replay:  cargo memslot-diff replay {file}"),
+        &format!("replay:  cargo memslot-diff replay {file} --zoo prepare-invalid"),
     ] {
         assert!(out.contains(needle), "missing {needle:?} in\n{out}");
     }
+    let fixed = ["replay", "--zoo", "prepare-invalid", "--fixed", &file];
+    assert_eq!(memslot_diff(&fixed).0, 0);
     // The same request without the failing prepare: everyone agrees.
     let ok = write(
         &dir,
@@ -192,7 +195,7 @@ fn json_shows_every_step_of_every_implementation() {
         steps[0]["op"],
         "set as=0 id=1 gpa=0x1000 size=8K hva=0 flags=dirty"
     );
-    for name in ["core", "pre", "post", "oracle"] {
+    for name in ["core", "pre-fixed", "post-fixed", "post15", "oracle"] {
         assert_eq!(
             steps[1]["states"][name][0]["slots"][0]["base_gfn"], 1,
             "{name}"
@@ -246,16 +249,22 @@ fn generate_stress_and_seed_corpus() {
     );
 }
 
-/// A known bug of both ports, fixed upstream by b6467ab142b7: with all 512 slots in use, a lookup
-/// below every slot reads `memslots[512]`, past the fixed array. The harness must report it.
+/// A known bug of both fixed-array states, fixed upstream by b6467ab142b7: with all 512 slots in
+/// use, a lookup below every slot reads `memslots[512]`, past the fixed array. The zoo state
+/// with that bug must be reported; the standard set carries the fix and agrees.
 #[test]
 fn lookup_below_all_512_slots_shows_the_ports_reading_past_the_array() {
     let file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/known/lookup-below-512-slots.scenario");
-    let (code, out, _) = memslot_diff(&["replay", &file.display().to_string()]);
+    let file = file.display().to_string();
+    let (code, out, _) = memslot_diff(&["replay", "--zoo", "below-lowest-full", &file]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("core    none (NULL)"), "{out}");
-    assert!(out.contains("pre     slot id 22 at index 512"), "{out}");
-    assert!(out.contains("post    slot id 22 at index 512"), "{out}");
+    assert!(
+        out.contains("pre-bug-below-lowest-full slot id 22 at index 512"),
+        "{out}"
+    );
     assert!(out.contains("oracle  none (NULL)"), "{out}");
+    let (code, out, _) = memslot_diff(&["replay", &file]);
+    assert_eq!(code, 0, "{out}");
 }

@@ -127,6 +127,8 @@ pub enum Port {
     PreBugBelowLowestFull,
     /// After the seed patch (upstream 0577d1abe704).
     Post,
+    /// [`Port::Post`] with b6467ab142b7, the later fix of the bug it shares with v5.6.
+    PostFixed,
     /// Exactly sized arrays (36947254e5f9) with every later fix.
     Post15,
     /// 36947254e5f9 as merged, with all of its bugs.
@@ -142,12 +144,13 @@ pub enum Port {
 }
 
 impl Port {
-    pub const ALL: [Port; 11] = [
+    pub const ALL: [Port; 12] = [
         Port::Pre,
         Port::PreFixed,
         Port::PreBugPrepareInvalid,
         Port::PreBugBelowLowestFull,
         Port::Post,
+        Port::PostFixed,
         Port::Post15,
         Port::Post15Merged,
         Port::Post15BugStaleLru,
@@ -164,6 +167,7 @@ impl Port {
             Port::PreBugPrepareInvalid => "pre-bug-prepare-invalid",
             Port::PreBugBelowLowestFull => "pre-bug-below-lowest-full",
             Port::Post => "post",
+            Port::PostFixed => "post-fixed",
             Port::Post15 => "post15",
             Port::Post15Merged => "post15-merged",
             Port::Post15BugStaleLru => "post15-bug-stale-lru",
@@ -188,7 +192,7 @@ impl Port {
             | Port::PreFixed
             | Port::PreBugPrepareInvalid
             | Port::PreBugBelowLowestFull => Family::Pre,
-            Port::Post => Family::Post,
+            Port::Post | Port::PostFixed => Family::Post,
             Port::Post15
             | Port::Post15Merged
             | Port::Post15BugStaleLru
@@ -205,6 +209,7 @@ impl Port {
             Port::PreBugPrepareInvalid => &ffi::PRE_BUG_PREPARE_INVALID,
             Port::PreBugBelowLowestFull => &ffi::PRE_BUG_BELOW_LOWEST_FULL,
             Port::Post => &ffi::POST,
+            Port::PostFixed => &ffi::POST_FIXED,
             Port::Post15 => &ffi::POST15,
             Port::Post15Merged => &ffi::POST15_MERGED,
             Port::Post15BugStaleLru => &ffi::POST15_BUG_STALE_LRU,

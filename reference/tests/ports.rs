@@ -9,7 +9,13 @@ use memslot_reference::{
 
 /// The states whose behaviour these tests pin: the literal pre and post, and pre and post15
 /// with every later fix. The zoo states differ from these by one bug each (tests/zoo.rs).
-const STATES: [Port; 4] = [Port::Pre, Port::PreFixed, Port::Post, Port::Post15];
+const STATES: [Port; 5] = [
+    Port::Pre,
+    Port::PreFixed,
+    Port::Post,
+    Port::PostFixed,
+    Port::Post15,
+];
 
 const EINVAL: i32 = -22;
 const EEXIST: i32 = -17;

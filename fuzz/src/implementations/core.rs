@@ -18,10 +18,12 @@ pub struct CoreImpl {
 }
 
 impl CoreImpl {
-    /// The core as shipped.
+    /// The core as shipped (or with the fault `MEMSLOT_DIFF_PLANT` names: see [`planted`]).
     pub fn new() -> CoreImpl {
+        let mut vm = Vm::new(ArchLimits::X86_64);
+        vm.set_fault(planted());
         CoreImpl {
-            vm: Vm::new(ArchLimits::X86_64),
+            vm,
             name: "core",
             reason: None,
             packed: Vec::new(),
@@ -58,6 +60,31 @@ impl Default for CoreImpl {
     fn default() -> Self {
         CoreImpl::new()
     }
+}
+
+/// The fault `MEMSLOT_DIFF_PLANT=<fault>` (a `Fault` name, e.g. `SearchEndInclusive`) plants
+/// in every core, so that `ci/nightly --plant` can check the job end to end on a known bug.
+/// Only builds with the `plant` feature honour it; any other build refuses to run with the
+/// variable set rather than silently test the correct code.
+pub fn planted() -> Option<Fault> {
+    static PLANTED: std::sync::OnceLock<Option<Fault>> = std::sync::OnceLock::new();
+    *PLANTED.get_or_init(|| {
+        let name = std::env::var("MEMSLOT_DIFF_PLANT").ok()?;
+        let known: Vec<String> = Fault::ALL.iter().map(|f| format!("{f:?}")).collect();
+        if !cfg!(feature = "plant") {
+            panic!(
+                "MEMSLOT_DIFF_PLANT={name} is set, but this build of memslot-diff lacks the \
+                 `plant` feature: rebuild with --features plant, or unset the variable"
+            );
+        }
+        let fault = Fault::ALL.into_iter().find(|f| format!("{f:?}") == name);
+        Some(fault.unwrap_or_else(|| {
+            panic!(
+                "MEMSLOT_DIFF_PLANT={name}: unknown fault (known: {})",
+                known.join(", ")
+            )
+        }))
+    })
 }
 
 /// `memslot_core::Error` in the words both the core adapter and the oracle use.

@@ -129,8 +129,13 @@ search_memslots(struct kvm_memslots *slots, gfn_t gfn)
 			start = slot + 1;
 	}
 
+#ifdef MEMSLOT_FIX_b6467ab142b7 /* "KVM: Check validity of resolved slot when searching memslots" */
+	if (start < slots->used_slots && gfn >= memslots[start].base_gfn &&
+	    gfn < memslots[start].base_gfn + memslots[start].npages) {
+#else
 	if (gfn >= memslots[start].base_gfn &&
 	    gfn < memslots[start].base_gfn + memslots[start].npages) {
+#endif
 		atomic_set(&slots->lru_slot, start);
 		return &memslots[start];
 	}

@@ -16,6 +16,10 @@
  *  - the arch hooks (kvm_host.h beside this file) are no-ops, except that
  *    kvm_arch_prepare_memory_region() returns the harness's switch.
  *
+ * MEMSLOT_FIX_b6467ab142b7 compiles in "KVM: Check validity of resolved slot
+ * when searching memslots" (search_memslots() in kvm_host.h), the later fix of
+ * the one bug this state shares with v5.6 (states/post_fixed.c).
+ *
  * Copyright (C) 2006 Qumranet, Inc.
  * Copyright 2010 Red Hat, Inc. and/or its affiliates.
  *

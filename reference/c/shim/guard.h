@@ -35,7 +35,7 @@
 
 void *shim_kvzalloc(size_t size);
 void shim_kvfree(const void *addr);
-/* The size kvzalloc() was asked for, or 0 if unknown (ASan builds). */
+/* The size kvzalloc() was asked for (0: not an allocation of the shim's). */
 size_t shim_alloc_size(const void *addr);
 
 /* What memslot_shim_take_fault() reports (memslot_api.h mirrors it). */
