@@ -47,10 +47,11 @@ type IdHash = HashMap<u16, Slot, BuildHasherDefault<IdHasher>>;
 /// update it, as in the kernel.
 ///
 /// Invariant (what makes [`LastUsed::get`] sound): the pointer is null or points at the
-/// `MemorySlot` inside an `Arc` that the id hash of the set owning this cache holds. An
-/// `Arc` leaves the id hash only through [`SlotSet::replace`] and [`SlotSet::hash`], which
-/// pass it to [`SlotSet::forget`] to move the pointer off it while it is still alive (the
-/// caller's `old` need not even be the `Arc` the hash held); lookups, the only
+/// `MemorySlot` inside an `Arc` that the id hash or the GFN tree of the set owning this
+/// cache holds. An `Arc` leaves either only in [`SlotSet::replace`],
+/// [`SlotSet::replace_in_place`] and [`SlotSet::hash`], which pass it to
+/// [`SlotSet::forget`] to move the pointer off it while it is still alive (whatever the
+/// caller's `old`, and even if the indices disagreed); lookups, the only
 /// writers through `&self`, store pointers to slots of the same set; a cloned set clones the
 /// `Arc`s, so its copy of the pointer names a slot it holds too. [`SlotSet::check`] verifies
 /// the invariant.
@@ -80,10 +81,10 @@ impl LastUsed {
     fn get(&self) -> Option<&MemorySlot> {
         let p = self.0.load(Relaxed);
         // SAFETY: by the invariant above, a non-null pointer points at a live `MemorySlot`
-        // owned by an `Arc` of the set that owns `self`. That `Arc` is only dropped through
-        // `&mut` access to the set, which the shared borrow of `self` (part of the set)
-        // excludes for the lifetime of the returned reference; and a `MemorySlot` in an
-        // `Arc` is never mutated.
+        // owned by an `Arc` in the id hash or GFN tree of the set that owns `self`. That
+        // `Arc` is only dropped through `&mut` access to the set, which the shared borrow of
+        // `self` (part of the set) excludes for the lifetime of the returned reference; and
+        // a `MemorySlot` in an `Arc` is never mutated.
         unsafe { p.cast_const().as_ref() }
     }
 }
@@ -144,12 +145,16 @@ impl SlotSet {
             if let Some(gone) = self.id_hash.remove(&old.id) {
                 self.forget(&gone, new);
             }
-            self.gfn_tree.remove(&old.base_gfn);
+            if let Some(gone) = self.gfn_tree.remove(&old.base_gfn) {
+                self.forget(&gone, new);
+            }
             self.hva_tree.remove((old.userspace_addr, old.id));
         }
         if let Some(new) = new {
             self.hash(new);
-            self.gfn_tree.insert(new.base_gfn, Arc::clone(new));
+            if let Some(gone) = self.gfn_tree.insert(new.base_gfn, Arc::clone(new)) {
+                self.forget(&gone, Some(new));
+            }
             self.hva_tree
                 .insert((new.userspace_addr, new.id), hva_end(new), Arc::clone(new));
         }
@@ -161,12 +166,13 @@ impl SlotSet {
     /// last-used cache follows the slot.
     fn replace_in_place(&mut self, old: &Slot, new: &Slot) {
         self.hash(new);
-        match self.gfn_tree.get_mut(&new.base_gfn) {
-            Some(entry) if old.base_gfn == new.base_gfn => *entry = Arc::clone(new),
-            _ => {
-                self.gfn_tree.remove(&old.base_gfn);
-                self.gfn_tree.insert(new.base_gfn, Arc::clone(new));
-            }
+        // Same base: `insert` overwrites the entry where it is.
+        let moved = (old.base_gfn != new.base_gfn)
+            .then(|| self.gfn_tree.remove(&old.base_gfn))
+            .flatten();
+        let replaced = self.gfn_tree.insert(new.base_gfn, Arc::clone(new));
+        for gone in moved.iter().chain(replaced.iter()) {
+            self.forget(gone, Some(new));
         }
         let (old_key, new_key) = ((old.userspace_addr, old.id), (new.userspace_addr, new.id));
         let end = hva_end(new);
@@ -189,9 +195,9 @@ impl SlotSet {
         }
     }
 
-    /// `gone` has left the id hash: if the last-used cache points at it, it points at
-    /// `next` from now on (the kernel's "last_used_slot follows old to new"). Every slot
-    /// that leaves the id hash passes here before it can be dropped (see [`LastUsed`]).
+    /// `gone` has left the id hash or the GFN tree: if the last-used cache points at it, it
+    /// points at `next` from now on (the kernel's "last_used_slot follows old to new"). Every
+    /// slot that leaves either passes here before it can be dropped (see [`LastUsed`]).
     fn forget(&self, gone: &Slot, next: Option<&Slot>) {
         if self.last_used.points_at(gone) {
             self.last_used.set(next.map(|n| &**n));
