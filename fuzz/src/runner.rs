@@ -770,6 +770,11 @@ impl Runner {
                     break 'probes;
                 }
             }
+            // A lookup or an id query changes no slot: the ranges answer as after the last
+            // request, which compared them.
+            if !matches!(op, Op::Set(_) | Op::KSet(_)) {
+                break 'probes;
+            }
             let (gfn_ranges, hva_ranges) = range_points(layout, before, op);
             let queries = gfn_ranges
                 .iter()

@@ -360,6 +360,8 @@ pub struct PortVm {
     state: Option<Box<ffi::MemslotApiState>>,
     /// Reused buffer for [`PortVm::walk`].
     walk: Vec<i16>,
+    /// Reused buffer for the range queries.
+    ranges: Vec<i16>,
 }
 
 // SAFETY: the C VM is owned by this value alone and the ports keep no global state
@@ -384,6 +386,7 @@ impl PortVm {
                     .unwrap_or_else(zeroed_state),
             ),
             walk: Vec::new(),
+            ranges: Vec::new(),
         }
     }
 
@@ -508,7 +511,9 @@ impl PortVm {
     }
 
     fn range(&mut self, as_id: u16, start: u64, end: u64, hva: bool) -> Vec<i16> {
-        let mut ids = vec![0i16; KVM_MEM_SLOTS_NUM];
+        // A buffer kept across queries: no allocation of 512 entries per query.
+        let mut ids = std::mem::take(&mut self.ranges);
+        ids.resize(KVM_MEM_SLOTS_NUM, 0);
         let cap = ids.len() as i32;
         // SAFETY: `ids` holds `cap` entries and the C side writes at most `cap`.
         let n = self.call(|f, kvm| unsafe {
@@ -519,8 +524,9 @@ impl PortVm {
             };
             query(kvm, as_id.into(), start, end, ids.as_mut_ptr(), cap)
         });
-        ids.truncate(n.clamp(0, cap) as usize);
-        ids
+        let found = ids[..n.clamp(0, cap) as usize].to_vec();
+        self.ranges = ids;
+        found
     }
 
     /// The ids `kvm_for_each_memslot()` visits, in order, as an owned copy of [`PortVm::walk`].
