@@ -14,7 +14,12 @@ set -euo pipefail
 : "${SRC:?SRC must be set}" "${OUT:?OUT must be set}" "${WORK:?WORK must be set}"
 project=${MEMSLOT_DIFF_SRC:-$SRC/memslot-diff}
 cd "$project"
-targets=(differential lookups requests)
+# Every fuzz target: fuzz/fuzz_targets/<target>.rs.
+targets=()
+for f in fuzz/fuzz_targets/*.rs; do
+    t=${f##*/}
+    targets+=("${t%.rs}")
+done
 
 # The fuzz targets, with cargo-fuzz's default AddressSanitizer build (OSS-Fuzz's cargo
 # wrapper adjusts it for other $SANITIZER values, e.g. coverage builds).
@@ -35,13 +40,19 @@ rm -rf "$WORK/seeds"
 
 for t in "${targets[@]}"; do
     rm -f "$OUT/${t}_seed_corpus.zip"
-    if command -v zip >/dev/null 2>&1; then
+    mkdir -p "$WORK/seeds/$t"
+    if [ -z "$(ls -A "$WORK/seeds/$t")" ]; then
+        echo "build.sh: no seeds for $t"
+    elif command -v zip >/dev/null 2>&1; then
         (cd "$WORK/seeds/$t" && zip -q -j "$OUT/${t}_seed_corpus.zip" ./*)
     else
         (cd "$WORK/seeds/$t" && python3 -m zipfile -c "$OUT/${t}_seed_corpus.zip" ./*)
     fi
-    cp "fuzz/dict/$t.dict" "$OUT/$t.dict"
     # The largest seed (all 512 slots) is about 18 KB; a program is at most 2048 operations.
-    printf '[libfuzzer]\nmax_len = 32768\ndict = %s.dict\n' "$t" >"$OUT/$t.options"
+    printf '[libfuzzer]\nmax_len = 32768\n' >"$OUT/$t.options"
+    if [ -f "fuzz/dict/$t.dict" ]; then
+        cp "fuzz/dict/$t.dict" "$OUT/$t.dict"
+        printf 'dict = %s.dict\n' "$t" >>"$OUT/$t.options"
+    fi
 done
 echo "build.sh: built ${targets[*]} into $OUT"

@@ -304,10 +304,12 @@ pub fn found_text(found: Option<&Found>) -> String {
     }
 }
 
-/// A divergence's signature: the kind of divergence and the kind of operation, e.g.
-/// `index.delete`, `lookup-probe.create`, `warn-post-kvm_main.c-175.move`. No addresses, ids or
-/// steps, so that the many inputs that hit one bug share one signature; filename-safe
-/// (`[a-z0-9_.-]`), so that `ci/nightly` names a stored regression after it.
+/// A divergence's signature: the kind of divergence, the kind of operation and the
+/// implementations that disagree with the others, e.g. `index.delete.core`,
+/// `lookup-probe.create.pre-post`, `warn-post-kvm_main.c-175.move` (a WARN or a broken
+/// invariant already names its implementation). No addresses, ids or steps, so that the many
+/// inputs that hit one bug share one signature; filename-safe (`[a-z0-9_.-]`), so that
+/// `ci/nightly` names a stored regression after it.
 pub fn signature(d: &Divergence) -> String {
     let aspect = d.aspect.as_str();
     let kind = if let Some(rest) = aspect.strip_prefix("WARN in ") {
@@ -355,7 +357,12 @@ pub fn signature(d: &Divergence) -> String {
             .collect::<Vec<_>>()
             .join("-")
     };
-    format!("{}.{}", slug(&kind), slug(op))
+    let who = disagreeing(d).join("-");
+    if who.is_empty() || aspect.starts_with("WARN in ") || aspect.starts_with("invariant of ") {
+        format!("{}.{}", slug(&kind), slug(op))
+    } else {
+        format!("{}.{}.{}", slug(&kind), slug(op), slug(&who))
+    }
 }
 
 /// The implementations that disagree with the majority on the first differing aspect (ties go
@@ -453,7 +460,10 @@ mod tests {
             .run(&ops)
             .divergence
             .expect("a known divergence");
-        assert_eq!(signature(&d), "lookup-probe.create");
+        assert_eq!(
+            signature(&d),
+            "lookup-probe.create.pre-bug-below-lowest-full"
+        );
         assert_eq!(disagreeing(&d), ["pre-bug-below-lowest-full"]);
         let mut warn = d.clone();
         warn.aspect =
