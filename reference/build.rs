@@ -88,6 +88,14 @@ const API_FUNCTIONS: &[(&str, &str)] = &[
         "(kvm: *mut Kvm, as_id: i32, ids: *mut i16, cap: i32) -> i32",
     ),
     (
+        "gfn_range_memslots",
+        "(kvm: *mut Kvm, as_id: i32, start: u64, end: u64, ids: *mut i16, cap: i32) -> i32",
+    ),
+    (
+        "hva_range_memslots",
+        "(kvm: *mut Kvm, as_id: i32, start: u64, end: u64, ids: *mut i16, cap: i32) -> i32",
+    ),
+    (
         "get_state",
         "(kvm: *mut Kvm, as_id: i32, out: *mut MemslotApiState, max: u32) -> i32",
     ),

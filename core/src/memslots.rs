@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 #[cfg(feature = "fault-injection")]
 use crate::fault::Fault;
+use crate::set::{overlaps_gfn, overlaps_hva, MemslotSet};
 use crate::slot::{Change, MemorySlot};
 
 /// `pick!(self, Fault, broken, correct)`: `broken` when that fault is armed. Without the
@@ -272,11 +273,6 @@ impl Memslots {
         self.generation = self.generation.wrapping_add(step);
     }
 
-    #[cfg(feature = "fault-injection")]
-    pub(crate) fn set_fault(&mut self, fault: Option<Fault>) {
-        self.fault = fault;
-    }
-
     /// Check the structural invariants: strictly descending bases, no overlap, npages > 0,
     /// the index map is exactly the inverse of the array, and the LRU hint is below
     /// `mem_slots_num` (it may equal `used_slots`).
@@ -308,6 +304,91 @@ impl Memslots {
             return Err(format!("lru_slot {lru} out of range"));
         }
         Ok(())
+    }
+}
+
+/// The array backend: `kvm_set_memslot` at the seed's state, where each install publishes a
+/// new array and only its generation step is observable here (nothing reads concurrently),
+/// and the range queries as the linear walks the kernel of that time used.
+impl MemslotSet for Memslots {
+    type Walk<'a> = std::slice::Iter<'a, MemorySlot>;
+
+    fn new_set(mem_slots_num: usize, generation: u64) -> Self {
+        Memslots::new(mem_slots_num, generation)
+    }
+
+    fn generation(&self) -> u64 {
+        Memslots::generation(self)
+    }
+
+    fn used_slots(&self) -> usize {
+        Memslots::used_slots(self)
+    }
+
+    fn id_to_memslot(&self, id: u16) -> Option<&MemorySlot> {
+        Memslots::id_to_memslot(self, id)
+    }
+
+    fn search(&self, gfn: u64) -> Option<&MemorySlot> {
+        Memslots::search(self, gfn)
+    }
+
+    fn walk(&self) -> Self::Walk<'_> {
+        self.slots.iter()
+    }
+
+    fn first_overlap(&self, id: u16, base_gfn: u64, end_gfn: u64) -> Option<&MemorySlot> {
+        self.slots
+            .iter()
+            .find(|s| s.id != id && overlaps_gfn(s, base_gfn, end_gfn))
+    }
+
+    fn in_gfn_range(&self, start: u64, end: u64) -> Vec<&MemorySlot> {
+        if end <= start {
+            return Vec::new();
+        }
+        self.slots
+            .iter()
+            .filter(|s| overlaps_gfn(s, start, end))
+            .collect()
+    }
+
+    fn in_hva_range(&self, start: u64, end: u64) -> Vec<&MemorySlot> {
+        if end <= start {
+            return Vec::new();
+        }
+        self.slots
+            .iter()
+            .filter(|s| overlaps_hva(s, start, end))
+            .collect()
+    }
+
+    fn invalidate(&mut self, _id: u16, step: u64) -> Result<(), UpdateError> {
+        // The INVALID copy is a whole new array, installed and replaced again before
+        // anything here can read it: only its generation step remains.
+        self.install(step);
+        Ok(())
+    }
+
+    fn restore(&mut self, _id: u16, step: u64) -> Result<(), UpdateError> {
+        // Post-patch: the old array goes back (pre-patch left the INVALID copy installed).
+        self.install(step);
+        Ok(())
+    }
+
+    fn commit(&mut self, new: &MemorySlot, change: Change, step: u64) -> Result<(), UpdateError> {
+        self.update(new, change)?;
+        self.install(step);
+        Ok(())
+    }
+
+    fn check_invariants(&self) -> Result<(), String> {
+        Memslots::check_invariants(self)
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn set_fault(&mut self, fault: Option<Fault>) {
+        self.fault = fault;
     }
 }
 

@@ -5,22 +5,45 @@ use crate::error::{Error, Invalid};
 #[cfg(feature = "fault-injection")]
 use crate::fault::Fault;
 use crate::memslots::Memslots;
+use crate::set::MemslotSet;
 use crate::slot::{Change, MemorySlot, UserMemoryRegion, KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE};
 
-/// A VM's memory slots: one [`Memslots`] per address space.
+/// A VM's memory slots: one `S` per address space. `S` is the backend: [`Memslots`] (the
+/// sorted array of v5.6-v5.16, the default) or [`TreeMemslots`](crate::TreeMemslots) (the
+/// tree-based design of v5.17). Both answer every request, lookup and walk the same way.
+///
+/// ```
+/// use memslot_core::{ArchLimits, TreeMemslots, Vm};
+/// let array = Vm::new(ArchLimits::X86_64);
+/// let tree = Vm::<TreeMemslots>::with_backend(ArchLimits::X86_64);
+/// assert_eq!(array.limits(), tree.limits());
+/// ```
 #[derive(Clone, Debug)]
-pub struct Vm {
+pub struct Vm<S: MemslotSet = Memslots> {
     limits: ArchLimits,
-    spaces: Vec<Memslots>,
+    spaces: Vec<S>,
     /// What `kvm_arch_prepare_memory_region` returns.
     prepare_error: Option<Error>,
 }
 
+/// The array backend (`Memslots`).
+pub type ArrayVm = Vm<Memslots>;
+/// The tree backend (`TreeMemslots`).
+pub type TreeVm = Vm<crate::tree::TreeMemslots>;
+
 impl Vm {
-    /// A VM without slots; the generation of address space `i` starts at `i`.
+    /// A VM with the array backend and no slots; the generation of address space `i` starts
+    /// at `i`.
     pub fn new(limits: ArchLimits) -> Vm {
+        Vm::with_backend(limits)
+    }
+}
+
+impl<S: MemslotSet> Vm<S> {
+    /// A VM with backend `S` and no slots; the generation of address space `i` starts at `i`.
+    pub fn with_backend(limits: ArchLimits) -> Vm<S> {
         let spaces = (0..limits.address_space_num)
-            .map(|as_id| Memslots::new(limits.mem_slots_num(), u64::from(as_id)))
+            .map(|as_id| S::new_set(limits.mem_slots_num(), u64::from(as_id)))
             .collect();
         Vm {
             limits,
@@ -35,7 +58,7 @@ impl Vm {
     }
 
     /// The slots of one address space.
-    pub fn memslots(&self, as_id: u16) -> Option<&Memslots> {
+    pub fn memslots(&self, as_id: u16) -> Option<&S> {
         self.spaces.get(usize::from(as_id))
     }
 
@@ -145,50 +168,41 @@ impl Vm {
         };
 
         if matches!(change, Change::Create | Change::Move) {
-            let overlap = space.iter().find(|s| {
-                s.id != id && !(new.end_gfn() <= s.base_gfn || new.base_gfn >= s.end_gfn())
-            });
-            if let Some(s) = overlap {
+            if let Some(s) = space.first_overlap(id, new.base_gfn, new.end_gfn()) {
                 return Err(Error::Exists { id: s.id });
             }
         }
         self.set_memslot(as_id, &new, change).map(Some)
     }
 
-    /// `kvm_set_memslot`: the install sequence around `update_memslots`.
+    /// `kvm_set_memslot`: the install sequence around the update. Each install advances
+    /// the generation by `address_space_num`, keeping the address spaces' generations
+    /// disjoint.
     fn set_memslot(
         &mut self,
         as_id: u16,
         new: &MemorySlot,
         change: Change,
     ) -> Result<Change, Error> {
-        // DELETE and MOVE first publish a copy with the slot marked INVALID. Nobody reads
-        // concurrently here, so only its generation step is observable.
+        let step = u64::from(self.limits.address_space_num);
+        let prepare_error = self.prepare_error;
+        let space = &mut self.spaces[usize::from(as_id)];
+        // Validation guarantees the steps apply; they fail only on a state broken by an
+        // injected fault, which the harness reports as a divergence anyway.
+        let broken = |_| Error::Invalid(Invalid::SlotId);
+        // DELETE and MOVE first publish the slot marked INVALID.
         let invalidates = matches!(change, Change::Delete | Change::Move);
         if invalidates {
-            self.install(as_id);
+            space.invalidate(new.id, step).map_err(broken)?;
         }
-        if let Some(err) = self.prepare_error {
-            // Post-patch: put the old array back (pre-patch left the INVALID copy installed).
+        if let Some(err) = prepare_error {
+            // Post-patch: put the old slot back (pre-patch left the INVALID copy installed).
             if invalidates {
-                self.install(as_id);
+                space.restore(new.id, step).map_err(broken)?;
             }
             return Err(err);
         }
-        let space = &mut self.spaces[usize::from(as_id)];
-        // Validation guarantees the update applies; it fails only on a state broken by an
-        // injected fault, which the harness reports as a divergence anyway.
-        space
-            .update(new, change)
-            .map_err(|_| Error::Invalid(Invalid::SlotId))?;
-        self.install(as_id);
+        space.commit(new, change, step).map_err(broken)?;
         Ok(change)
-    }
-
-    /// Publish a new array for `as_id`: each install advances the generation by
-    /// `address_space_num`, keeping the address spaces' generations disjoint.
-    fn install(&mut self, as_id: u16) {
-        let step = u64::from(self.limits.address_space_num);
-        self.spaces[usize::from(as_id)].install(step);
     }
 }

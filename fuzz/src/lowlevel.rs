@@ -10,13 +10,15 @@
 //! Compared after every call, between `memslot_core::Memslots::update` (whose `Err` stands for
 //! the kernel's WARN) and the post15 port state (the fixed one, or a zoo state): WARN or
 //! refusal, used_slots, the used entries, the index of every id, and any out-of-bounds access
-//! the shim caught. The literal `pre` and `post` ports are left out: pre's update_memslots has
+//! the shim caught. The tree backend takes the same call as one `commit` (its
+//! `kvm_set_memslot` step, through both of its sets) and must refuse exactly what the array
+//! refuses, walk the same slots and keep its own invariants. The literal `pre` and `post` ports are left out: pre's update_memslots has
 //! other preconditions, and post (the seed patch) writes `memslots[-1]` here, as every state
 //! before 1e8617d37fc3 does (the zoo's `update-absent-id`).
 
 use std::fmt::Write as _;
 
-use memslot_core::{Change, MemorySlot, Memslots};
+use memslot_core::{Change, MemorySlot, MemslotSet, Memslots, TreeMemslots};
 use memslot_reference::{MrChange, Port, PortVm, RawSlot};
 
 use crate::ops::{KVM_ADDRESS_SPACE_NUM, KVM_MEM_SLOTS_NUM};
@@ -288,10 +290,15 @@ pub fn check(port: Port, calls: &[Call]) -> Result<(), String> {
     let mut core: Vec<Memslots> = (0..KVM_ADDRESS_SPACE_NUM)
         .map(|a| Memslots::new(usize::from(KVM_MEM_SLOTS_NUM), u64::from(a)))
         .collect();
+    let mut trees: Vec<TreeMemslots> = (0..KVM_ADDRESS_SPACE_NUM)
+        .map(|a| TreeMemslots::new(usize::from(KVM_MEM_SLOTS_NUM), u64::from(a)))
+        .collect();
     let mut vm = PortVm::new(port);
     for (step, call) in calls.iter().enumerate() {
         let space = &mut core[usize::from(call.as_id)];
         let refused = space.update(&call.slot, call.change).err();
+        let tree = &mut trees[usize::from(call.as_id)];
+        let tree_refused = tree.commit(&call.slot, call.change, 2).err();
         let warns = vm.warn_count();
         let raw = RawSlot {
             id: call.slot.id as i16,
@@ -334,6 +341,20 @@ pub fn check(port: Port, calls: &[Call]) -> Result<(), String> {
                     "index of id {id} in AS {}: core {}, {port} {}",
                     call.as_id, core_index[id], port_index[id]
                 ));
+            }
+            if tree_refused != refused {
+                findings.push(format!("refusal: core {refused:?}, tree {tree_refused:?}"));
+            }
+            let tree_walk: Vec<MemorySlot> = tree.walk().copied().collect();
+            if tree_walk != space.slots() {
+                findings.push(format!(
+                    "walk of AS {}:\n  core: {:?}\n  tree: {tree_walk:?}",
+                    call.as_id,
+                    space.slots()
+                ));
+            }
+            if let Err(e) = tree.check_invariants() {
+                findings.push(format!("invariant of tree: AS {}: {e}", call.as_id));
             }
         }
         if !findings.is_empty() {

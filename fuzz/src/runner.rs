@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::implementations::core::CoreImpl;
 use crate::implementations::oracle::{packed_slot, Oracle};
 use crate::implementations::port::PortImpl;
+use crate::implementations::tree::TreeImpl;
 use crate::implementations::{check_snapshot, Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::ops::{
     errno_name, Op, KVM_ADDRESS_SPACE_NUM, KVM_MEM_SLOTS_NUM, KVM_USER_MEM_SLOTS, MAX_GFN,
@@ -30,16 +31,19 @@ use crate::report::found_text;
 /// Above this many slots in an address space, probes cover only the region an operation touched.
 pub const PROBE_ALL_LIMIT: usize = 32;
 
-/// The implementations compared by default: core, the three ports and the oracle. The ports
-/// carry the later upstream fixes of the bugs they are known to have (pre-fixed, post-fixed,
-/// post15: see `memslot_reference::Port`), so that a run is not drowned by a bug fixed in
-/// 2020; the literal states, each with its bug, are in the zoo (`crate::zoo`).
+/// The implementations compared by default: core (the array backend), the three ports, tree
+/// (the core's tree backend) and the oracle. The ports carry the later upstream fixes of the
+/// bugs they are known to have (pre-fixed, post-fixed, post15: see `memslot_reference::Port`),
+/// so that a run is not drowned by a bug fixed in 2020; the literal states, each with its bug,
+/// are in the zoo (`crate::zoo`). The core comes first (the self-test replaces it) and the
+/// oracle last (it names what a request changed).
 pub fn standard_implementations() -> Vec<Box<dyn Implementation>> {
     vec![
         Box::new(CoreImpl::new()),
         Box::new(PortImpl::new(memslot_reference::Port::PreFixed)),
         Box::new(PortImpl::new(memslot_reference::Port::PostFixed)),
         Box::new(PortImpl::new(memslot_reference::Port::Post15)),
+        Box::new(TreeImpl::new()),
         Box::new(Oracle::new()),
     ]
 }
@@ -766,6 +770,43 @@ impl Runner {
                     break 'probes;
                 }
             }
+            // A lookup or an id query changes no slot: the ranges answer as after the last
+            // request, which compared them.
+            if !matches!(op, Op::Set(_) | Op::KSet(_)) {
+                break 'probes;
+            }
+            let (gfn_ranges, hva_ranges) = range_points(layout, before, op);
+            let queries = gfn_ranges
+                .iter()
+                .map(|&r| (false, r))
+                .chain(hva_ranges.iter().map(|&r| (true, r)));
+            for (hva, (start, end)) in queries {
+                self.stats.probes += 1;
+                let answers: Vec<Option<Vec<i32>>> = self
+                    .impls
+                    .iter_mut()
+                    .map(|i| {
+                        if hva {
+                            i.hva_range(as_id, start, end)
+                        } else {
+                            i.gfn_range(as_id, start, end)
+                        }
+                    })
+                    .collect();
+                let known: Vec<&Vec<i32>> = answers.iter().flatten().collect();
+                if !all_equal(&known) {
+                    let details = self.lines(&answers, |a| match a {
+                        Some(ids) => format!("{ids:?}"),
+                        None => "(not supported)".to_string(),
+                    });
+                    let what = if hva { "host addresses" } else { "GFNs" };
+                    findings.push((
+                        format!("slots in {what} [{start:#x}, {end:#x}) in AS {as_id} (probe)"),
+                        details,
+                    ));
+                    break 'probes;
+                }
+            }
         }
         for (imp, lru) in self.impls.iter_mut().zip(&lrus) {
             if let Some(lru) = lru {
@@ -913,6 +954,59 @@ pub fn probe_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Vec<u64
     ids.sort_unstable();
     ids.dedup();
     (gfns, ids)
+}
+
+/// Half-open ranges `[start, end)` to query.
+pub type Ranges = Vec<(u64, u64)>;
+
+/// The GFN ranges and host address ranges to query after `op` (range queries are compared
+/// as the ids they return, in walk order): the whole space, and around what the operation
+/// named and the slot it changed: the request's own range, a page either side of its start
+/// and of its end, the old slot's range; for a lookup, its GFN alone. A handful each.
+pub fn range_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Ranges, Ranges) {
+    const PAGE: u64 = 1 << 12;
+    let mut gfns = vec![(0, u64::MAX)];
+    let mut hvas = vec![(0, u64::MAX)];
+    let mut around = |s: &ApiSlot| {
+        let end = s.base_gfn.saturating_add(s.npages);
+        gfns.push((s.base_gfn, end));
+        let hva_end = s
+            .userspace_addr
+            .saturating_add(s.npages.saturating_mul(PAGE));
+        hvas.push((s.userspace_addr, hva_end));
+    };
+    match op {
+        Op::Set(r) | Op::KSet(r) => {
+            let id = i32::from(r.id());
+            if let Some(old) = before.iter().find(|s| i32::from(s.id) == id) {
+                around(old);
+            }
+            if let Some(now) = layout.iter().find(|s| i32::from(s.id) == id) {
+                around(now);
+            }
+            let (gfn, npages) = (r.guest_phys_addr >> 12, r.memory_size >> 12);
+            let end = gfn.saturating_add(npages);
+            gfns.extend([
+                (gfn, end),
+                (gfn.saturating_sub(1), gfn.saturating_add(1)),
+                (end.saturating_sub(1), end.saturating_add(1)),
+            ]);
+            let hva = r.userspace_addr;
+            let hva_end = hva.saturating_add(r.memory_size);
+            hvas.extend([
+                (hva, hva_end),
+                (hva.saturating_sub(PAGE), hva.saturating_add(1)),
+                (hva_end.saturating_sub(1), hva_end.saturating_add(PAGE)),
+            ]);
+        }
+        Op::Lookup { gfn, .. } => gfns.push((*gfn, gfn.saturating_add(1))),
+        Op::Id { .. } | Op::FailPrepare { .. } => {}
+    }
+    gfns.sort_unstable();
+    gfns.dedup();
+    hvas.sort_unstable();
+    hvas.dedup();
+    (gfns, hvas)
 }
 
 /// The per-entry part of [`check_snapshot`] on an array in the ports' copy format: npages > 0,

@@ -2,8 +2,9 @@
 //! port (`memslot_reference::Port`), and which implementations a run compares.
 //!
 //! By default a run compares the [standard set](crate::runner::standard_implementations):
-//! core, the three ports (with the later fixes of their known bugs) and the oracle. With a zoo bug selected (`--zoo BUG` on the command
-//! line, `MEMSLOT_DIFF_ZOO=BUG` for the fuzz targets) it compares the core and the oracle with
+//! core, the three ports (with the later fixes of their known bugs), tree and the oracle. With a
+//! zoo bug selected (`--zoo BUG` on the command line, `MEMSLOT_DIFF_ZOO=BUG` for the fuzz
+//! targets) it compares core, tree and oracle with
 //! that bug's state, or with its fixed state (`BUG:fixed`, `--fixed`), and nothing else: so a
 //! report names the bug state, and a fixed state that is reported is a harness bug.
 //!
@@ -19,6 +20,7 @@ use crate::generate::Weights;
 use crate::implementations::core::CoreImpl;
 use crate::implementations::oracle::Oracle;
 use crate::implementations::port::PortImpl;
+use crate::implementations::tree::TreeImpl;
 use crate::implementations::Implementation;
 use crate::runner::standard_implementations;
 
@@ -111,9 +113,9 @@ pub fn bug_names() -> String {
 /// Which implementations a run compares.
 #[derive(Clone, Copy, Debug)]
 pub enum Lockstep {
-    /// core, pre, post, post15, oracle.
+    /// core, pre, post, post15, tree, oracle.
     Standard,
-    /// core, oracle and one zoo bug's state (`fixed`: its fixed state).
+    /// core, tree, oracle and one zoo bug's state (`fixed`: its fixed state).
     Zoo { bug: &'static ZooBug, fixed: bool },
 }
 
@@ -143,6 +145,7 @@ impl Lockstep {
             Some(port) => vec![
                 Box::new(CoreImpl::new()),
                 Box::new(PortImpl::new(port)),
+                Box::new(TreeImpl::new()),
                 Box::new(Oracle::new()),
             ],
         }

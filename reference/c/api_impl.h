@@ -220,6 +220,90 @@ int API(for_each_memslot)(struct kvm *kvm, int as_id, int16_t *ids, int cap)
 	return r;
 }
 
+/*
+ * Range queries as the kernel of v5.6-v5.16 answered them: a linear walk with the
+ * port's own kvm_for_each_memslot, clipping each slot to the range and skipping it if
+ * nothing is left (kvm_zap_gfn_range() for GFNs, kvm_handle_hva_range() of the MMU
+ * notifiers for host addresses).  The ids of the slots that overlap [start, end), in
+ * walk order; returns how many.  A slot's host range is [userspace_addr,
+ * userspace_addr + npages * PAGE_SIZE), saturated at the top of the address space
+ * (a private slot's address is not checked by access_ok(), where the kernel's sum
+ * would wrap).
+ */
+static int api_gfn_range_memslots(struct kvm *kvm, int as_id, uint64_t gfn_start,
+				  uint64_t gfn_end, int16_t *ids, int cap)
+{
+	struct kvm_memslots *slots;
+	struct kvm_memory_slot *memslot;
+	int n = 0;
+
+	if (!api_as_id_ok(as_id))
+		return -EINVAL;
+	slots = __kvm_memslots(kvm, as_id);
+	kvm_for_each_memslot(memslot, slots) {
+		gfn_t start, end;
+
+		start = gfn_start > memslot->base_gfn ? gfn_start : memslot->base_gfn;
+		end = gfn_end < memslot->base_gfn + memslot->npages ?
+			      gfn_end : memslot->base_gfn + memslot->npages;
+		if (start >= end)
+			continue;
+		if (n < cap)
+			ids[n] = memslot->id;
+		n++;
+	}
+	return n;
+}
+
+int API(gfn_range_memslots)(struct kvm *kvm, int as_id, uint64_t start, uint64_t end,
+			    int16_t *ids, int cap)
+{
+	int r;
+
+	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
+	r = api_gfn_range_memslots(kvm, as_id, start, end, ids, cap);
+	SHIM_GUARDED_END();
+	return r;
+}
+
+static int api_hva_range_memslots(struct kvm *kvm, int as_id, uint64_t start, uint64_t end,
+				  int16_t *ids, int cap)
+{
+	struct kvm_memslots *slots;
+	struct kvm_memory_slot *memslot;
+	int n = 0;
+
+	if (!api_as_id_ok(as_id))
+		return -EINVAL;
+	slots = __kvm_memslots(kvm, as_id);
+	kvm_for_each_memslot(memslot, slots) {
+		uint64_t hva_start, hva_end, slot_end;
+
+		slot_end = memslot->userspace_addr + (memslot->npages << PAGE_SHIFT);
+		if (slot_end < memslot->userspace_addr)
+			slot_end = UINT64_MAX;
+		hva_start = start > memslot->userspace_addr ? start : memslot->userspace_addr;
+		hva_end = end < slot_end ? end : slot_end;
+		if (hva_start >= hva_end)
+			continue;
+		if (n < cap)
+			ids[n] = memslot->id;
+		n++;
+	}
+	return n;
+}
+
+int API(hva_range_memslots)(struct kvm *kvm, int as_id, uint64_t start, uint64_t end,
+			    int16_t *ids, int cap)
+{
+	int r;
+
+	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
+	r = api_hva_range_memslots(kvm, as_id, start, end, ids, cap);
+	SHIM_GUARDED_END();
+	return r;
+}
+
 /* The header, the first min(max_entries, capacity) entries and the index. */
 static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *out,
 			 uint32_t max_entries)

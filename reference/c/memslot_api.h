@@ -105,6 +105,10 @@ struct kvm;
 					   struct memslot_api_slot *out);                     \
 	int memslot_##port##_for_each_memslot(struct kvm *kvm, int as_id, int16_t *ids,       \
 					      int cap);                                       \
+	int memslot_##port##_gfn_range_memslots(struct kvm *kvm, int as_id, uint64_t start,   \
+						uint64_t end, int16_t *ids, int cap);         \
+	int memslot_##port##_hva_range_memslots(struct kvm *kvm, int as_id, uint64_t start,   \
+						uint64_t end, int16_t *ids, int cap);         \
 	int memslot_##port##_get_state(struct kvm *kvm, int as_id,                            \
 				       struct memslot_api_state *out, uint32_t max_entries);  \
 	int memslot_##port##_lru_slot(struct kvm *kvm, int as_id);                            \

@@ -97,6 +97,8 @@ pub struct PortFns {
     pub search_memslots: unsafe extern "C" fn(*mut Kvm, i32, u64, *mut MemslotApiSlot) -> i32,
     pub id_to_memslot: unsafe extern "C" fn(*mut Kvm, i32, i32, *mut MemslotApiSlot) -> i32,
     pub for_each_memslot: unsafe extern "C" fn(*mut Kvm, i32, *mut i16, i32) -> i32,
+    pub gfn_range_memslots: unsafe extern "C" fn(*mut Kvm, i32, u64, u64, *mut i16, i32) -> i32,
+    pub hva_range_memslots: unsafe extern "C" fn(*mut Kvm, i32, u64, u64, *mut i16, i32) -> i32,
     pub get_state: unsafe extern "C" fn(*mut Kvm, i32, *mut MemslotApiState, u32) -> i32,
     pub lru_slot: unsafe extern "C" fn(*mut Kvm, i32) -> i32,
     pub set_lru_slot: unsafe extern "C" fn(*mut Kvm, i32, i32),

@@ -360,6 +360,8 @@ pub struct PortVm {
     state: Option<Box<ffi::MemslotApiState>>,
     /// Reused buffer for [`PortVm::walk`].
     walk: Vec<i16>,
+    /// Reused buffer for the range queries.
+    ranges: Vec<i16>,
 }
 
 // SAFETY: the C VM is owned by this value alone and the ports keep no global state
@@ -384,6 +386,7 @@ impl PortVm {
                     .unwrap_or_else(zeroed_state),
             ),
             walk: Vec::new(),
+            ranges: Vec::new(),
         }
     }
 
@@ -493,6 +496,37 @@ impl PortVm {
     /// The walk copied by the last [`PortVm::walk`] (empty before the first).
     pub fn last_walk(&self) -> &[i16] {
         &self.walk
+    }
+
+    /// The ids of the slots overlapping the GFN range `[start, end)`, in walk order: the
+    /// linear walk of `kvm_zap_gfn_range()` (v5.6-v5.16). Empty for a bad AS.
+    pub fn gfn_range_memslots(&mut self, as_id: u16, start: u64, end: u64) -> Vec<i16> {
+        self.range(as_id, start, end, false)
+    }
+
+    /// The ids of the slots whose host range overlaps `[start, end)`, in walk order: the
+    /// linear walk of `kvm_handle_hva_range()` (v5.6-v5.16). Empty for a bad AS.
+    pub fn hva_range_memslots(&mut self, as_id: u16, start: u64, end: u64) -> Vec<i16> {
+        self.range(as_id, start, end, true)
+    }
+
+    fn range(&mut self, as_id: u16, start: u64, end: u64, hva: bool) -> Vec<i16> {
+        // A buffer kept across queries: no allocation of 512 entries per query.
+        let mut ids = std::mem::take(&mut self.ranges);
+        ids.resize(KVM_MEM_SLOTS_NUM, 0);
+        let cap = ids.len() as i32;
+        // SAFETY: `ids` holds `cap` entries and the C side writes at most `cap`.
+        let n = self.call(|f, kvm| unsafe {
+            let query = if hva {
+                f.hva_range_memslots
+            } else {
+                f.gfn_range_memslots
+            };
+            query(kvm, as_id.into(), start, end, ids.as_mut_ptr(), cap)
+        });
+        let found = ids[..n.clamp(0, cap) as usize].to_vec();
+        self.ranges = ids;
+        found
     }
 
     /// The ids `kvm_for_each_memslot()` visits, in order, as an owned copy of [`PortVm::walk`].

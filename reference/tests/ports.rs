@@ -654,3 +654,33 @@ fn vms_on_one_thread_count_their_own_warns() {
     assert_eq!(set(&mut b, 0, 1, 0, MB, 0), 0);
     assert_eq!((a.warn_count(), b.warn_count()), (0, 0));
 }
+
+#[test]
+fn range_queries_walk_linearly_and_see_overlapping_host_ranges() {
+    each_port(|vm| {
+        // Slots 1 and 3 alias the same host pages; 2's host range overlaps half of 1's.
+        for (id, gfn, hva) in [
+            (1u16, 0x100u64, 0x10_0000u64),
+            (2, 0x200, 0x10_8000),
+            (3, 0x300, 0x10_0000),
+        ] {
+            let r = region(0, id, gfn << 12, 0x10 << 12, hva, 0);
+            assert_eq!(vm.ioctl_set_memory_region(&r), 0);
+        }
+        // A private slot whose host range would wrap: saturated at the top.
+        let top = region(0, 509, 0x400 << 12, 0x1000, u64::MAX - 0xfff, 0);
+        assert_eq!(vm.set_memory_region(&top), 0);
+        assert_eq!(vm.hva_range_memslots(0, 0x10_0000, 0x10_0001), [3, 1]);
+        assert_eq!(vm.hva_range_memslots(0, 0x10_f000, 0x11_0000), [3, 2, 1]);
+        assert_eq!(vm.hva_range_memslots(0, 0x11_0000, 0x11_8000), [2]);
+        assert_eq!(vm.hva_range_memslots(0, 0, u64::MAX), [509, 3, 2, 1]);
+        assert_eq!(vm.hva_range_memslots(0, u64::MAX - 1, u64::MAX), [509]);
+        assert!(vm.hva_range_memslots(0, 0x10_8000, 0x10_0000).is_empty());
+        assert_eq!(vm.gfn_range_memslots(0, 0x10f, 0x301), [3, 2, 1]);
+        assert_eq!(vm.gfn_range_memslots(0, 0x110, 0x300), [2]);
+        assert!(vm.gfn_range_memslots(0, 0x110, 0x200).is_empty());
+        assert!(vm.gfn_range_memslots(0, 0x300, 0x100).is_empty());
+        assert!(vm.gfn_range_memslots(1, 0, u64::MAX).is_empty());
+        assert_eq!(vm.warn_count(), 0);
+    });
+}

@@ -1,6 +1,8 @@
 //! Adapter for the Rust memslot core (`memslot_core::Vm`, x86-64 limits).
 
-use memslot_core::{ArchLimits, Error, Fault, MemorySlot, Memslots, UserMemoryRegion, Vm};
+use memslot_core::{
+    ArchLimits, Error, Fault, MemorySlot, MemslotSet, Memslots, UserMemoryRegion, Vm,
+};
 use memslot_reference::ApiSlot;
 
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
@@ -149,6 +151,28 @@ impl Implementation for CoreImpl {
     fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found> {
         let space = self.space(as_id)?;
         space.index_of(id).map(|i| found(space, i))
+    }
+
+    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+        let space = self.space(as_id)?;
+        Some(
+            space
+                .in_gfn_range(start, end)
+                .iter()
+                .map(|s| i32::from(s.id))
+                .collect(),
+        )
+    }
+
+    fn hva_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+        let space = self.space(as_id)?;
+        Some(
+            space
+                .in_hva_range(start, end)
+                .iter()
+                .map(|s| i32::from(s.id))
+                .collect(),
+        )
     }
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {

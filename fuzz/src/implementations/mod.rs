@@ -2,6 +2,8 @@
 //!
 //! * [`core::CoreImpl`]: `memslot_core::Vm` with `ArchLimits::X86_64` (optionally with an
 //!   injected fault, for the self-test);
+//! * [`tree::TreeImpl`]: `memslot_core::Vm<TreeMemslots>`, the tree backend (the v5.17
+//!   design), whose lookups report the slot's rank in GFN order as its index;
 //! * [`port::PortImpl`]: the literal C ports of kvm_main.c, `pre` and `post` the seed patch;
 //! * [`oracle::Oracle`]: a model written to be obviously correct rather than fast, so that a
 //!   difference shared by every array implementation is still caught.
@@ -14,6 +16,7 @@
 pub mod core;
 pub mod oracle;
 pub mod port;
+pub mod tree;
 
 use memslot_reference::ApiSlot;
 use serde::Serialize;
@@ -107,6 +110,15 @@ pub trait Implementation {
     fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found>;
     /// `id_to_memslot`, normalised: `None` for an absent id, an out-of-range id or AS.
     fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found>;
+    /// The ids of the slots overlapping GFNs `[start, end)`, in walk order (`None`: the
+    /// implementation cannot answer, it is left out of the comparison).
+    fn gfn_range(&mut self, _as_id: u16, _start: u64, _end: u64) -> Option<Vec<i32>> {
+        None
+    }
+    /// The ids of the slots whose host range overlaps `[start, end)`, in walk order.
+    fn hva_range(&mut self, _as_id: u16, _start: u64, _end: u64) -> Option<Vec<i32>> {
+        None
+    }
     /// Generation and used_slots only (cheap), for `as_id` < 2.
     fn summary(&mut self, as_id: u16) -> (u64, i64);
     /// The normalised state of an address space (`as_id` < 2) into `out` (whose buffers are

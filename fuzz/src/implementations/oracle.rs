@@ -325,6 +325,24 @@ impl Oracle {
     }
 }
 
+/// The ids of the slots whose `[first, last)` (from `range`) shares a point with
+/// `[start, end)`, in array order: max of the starts below min of the ends.
+fn intersecting(
+    array: &[Slot],
+    range: impl Fn(&Slot) -> (u128, u128),
+    start: u64,
+    end: u64,
+) -> Vec<i32> {
+    array
+        .iter()
+        .filter(|s| {
+            let (first, last) = range(s);
+            first.max(u128::from(start)) < last.min(u128::from(end))
+        })
+        .map(|s| s.id)
+        .collect()
+}
+
 impl Implementation for Oracle {
     fn name(&self) -> &'static str {
         "oracle"
@@ -364,6 +382,25 @@ impl Implementation for Oracle {
             index: space.rank(id),
             slot: Some(*slot),
         })
+    }
+
+    /// Every slot in array order whose pages intersect `[start, end)`.
+    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+        let space = self.spaces.get(usize::from(as_id))?;
+        let pages = |s: &Slot| (u128::from(s.base_gfn), u128::from(s.base_gfn + s.npages));
+        Some(intersecting(&space.array, pages, start, end))
+    }
+
+    /// Every slot in array order whose host bytes intersect `[start, end)`; a host range that
+    /// would pass 2^64 ends there.
+    fn hva_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+        let space = self.spaces.get(usize::from(as_id))?;
+        let bytes = |s: &Slot| {
+            let first = u128::from(s.userspace_addr);
+            let last = first + (u128::from(s.npages) << PAGE_SHIFT);
+            (first, last.min(u128::from(u64::MAX)))
+        };
+        Some(intersecting(&space.array, bytes, start, end))
     }
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {

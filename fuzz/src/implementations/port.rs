@@ -153,6 +153,18 @@ impl Implementation for PortImpl {
         self.found(hit)
     }
 
+    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+        self.last = None;
+        let ids = self.vm.gfn_range_memslots(as_id, start, end);
+        Some(ids.into_iter().map(i32::from).collect())
+    }
+
+    fn hva_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+        self.last = None;
+        let ids = self.vm.hva_range_memslots(as_id, start, end);
+        Some(ids.into_iter().map(i32::from).collect())
+    }
+
     fn summary(&mut self, as_id: u16) -> (u64, i64) {
         self.last = None;
         let state = self.vm.state_ref(as_id, 0);

@@ -1,0 +1,297 @@
+//! The interval index over host addresses (the kernel's `hva_tree`, an augmented rb-tree):
+//! a treap keyed by `(start, id)` whose nodes also hold the largest interval end of their
+//! subtree, so that a query visits only subtrees that can hold an overlapping interval:
+//! O(log n + k) expected for k results. Priorities are a hash of the key, so the shape does
+//! not depend on insertion order (ascending set-up would otherwise build a list).
+
+/// Key of an interval: its start, then the slot id (host ranges may start at the same address).
+pub(crate) type Key = (u64, u16);
+
+type Link<V> = Option<Box<Node<V>>>;
+
+#[derive(Clone, Debug)]
+struct Node<V> {
+    key: Key,
+    /// Exclusive end of this interval.
+    end: u64,
+    /// The largest `end` in this subtree.
+    max_end: u64,
+    priority: u64,
+    value: V,
+    left: Link<V>,
+    right: Link<V>,
+}
+
+impl<V> Node<V> {
+    fn update(&mut self) {
+        let sub = |l: &Link<V>| l.as_ref().map_or(0, |n| n.max_end);
+        self.max_end = self.end.max(sub(&self.left)).max(sub(&self.right));
+    }
+}
+
+/// splitmix64 of the key: a fixed pseudo-random priority.
+fn priority(key: Key) -> u64 {
+    let mut z = key.0 ^ (u64::from(key.1) << 48) ^ u64::from(key.1);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Intervals `[start, end)` with a value each, at most one per key.
+#[derive(Clone, Debug)]
+pub(crate) struct IntervalTree<V> {
+    root: Link<V>,
+    len: usize,
+}
+
+impl<V> Default for IntervalTree<V> {
+    fn default() -> Self {
+        IntervalTree { root: None, len: 0 }
+    }
+}
+
+/// Splits `t` into the keys `< key` and the keys `>= key`.
+fn split<V>(t: Link<V>, key: Key) -> (Link<V>, Link<V>) {
+    match t {
+        None => (None, None),
+        Some(mut n) => {
+            if n.key < key {
+                let (l, r) = split(n.right.take(), key);
+                n.right = l;
+                n.update();
+                (Some(n), r)
+            } else {
+                let (l, r) = split(n.left.take(), key);
+                n.left = r;
+                n.update();
+                (l, Some(n))
+            }
+        }
+    }
+}
+
+/// Joins two treaps, every key of `a` below every key of `b`.
+fn merge<V>(a: Link<V>, b: Link<V>) -> Link<V> {
+    match (a, b) {
+        (None, b) => b,
+        (a, None) => a,
+        (Some(mut x), Some(mut y)) => {
+            if x.priority > y.priority {
+                x.right = merge(x.right.take(), Some(y));
+                x.update();
+                Some(x)
+            } else {
+                y.left = merge(Some(x), y.left.take());
+                y.update();
+                Some(y)
+            }
+        }
+    }
+}
+
+/// Inserts a node whose key is absent: down the search path while the priorities are
+/// higher, then the subtree there is split around the new node.
+fn insert<V>(link: &mut Link<V>, mut node: Box<Node<V>>) {
+    match link {
+        Some(n) if n.priority >= node.priority => {
+            n.max_end = n.max_end.max(node.end);
+            if node.key < n.key {
+                insert(&mut n.left, node);
+            } else {
+                insert(&mut n.right, node);
+            }
+        }
+        _ => {
+            let (l, r) = split(link.take(), node.key);
+            node.left = l;
+            node.right = r;
+            node.update();
+            *link = Some(node);
+        }
+    }
+}
+
+fn remove<V>(link: &mut Link<V>, key: Key) -> Option<V> {
+    let order = key.cmp(&link.as_ref()?.key);
+    let removed = match order {
+        std::cmp::Ordering::Equal => {
+            let mut n = link.take()?;
+            *link = merge(n.left.take(), n.right.take());
+            return Some(n.value);
+        }
+        std::cmp::Ordering::Less => remove(&mut link.as_mut()?.left, key),
+        std::cmp::Ordering::Greater => remove(&mut link.as_mut()?.right, key),
+    };
+    if removed.is_some() {
+        link.as_mut()?.update();
+    }
+    removed
+}
+
+fn query<'a, V>(link: &'a Link<V>, start: u64, end: u64, out: &mut Vec<&'a V>) {
+    let Some(n) = link else { return };
+    if n.max_end <= start {
+        return; // Nothing in this subtree reaches the range.
+    }
+    query(&n.left, start, end, out);
+    if n.key.0 < end {
+        if n.end > start {
+            out.push(&n.value);
+        }
+        query(&n.right, start, end, out);
+    }
+}
+
+impl<V> IntervalTree<V> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds `[key.0, end)`; a value already under `key` is replaced and returned.
+    pub(crate) fn insert(&mut self, key: Key, end: u64, value: V) -> Option<V> {
+        let old = self.remove(key);
+        let node = Box::new(Node {
+            key,
+            end,
+            max_end: end,
+            priority: priority(key),
+            value,
+            left: None,
+            right: None,
+        });
+        insert(&mut self.root, node);
+        self.len += 1;
+        old
+    }
+
+    /// Replaces the value of the interval `key` if it ends at `end`, in place (the
+    /// kernel's `rb_replace_node`); `Err(value)` if there is no such interval.
+    pub(crate) fn replace(&mut self, key: Key, end: u64, value: V) -> Result<V, V> {
+        let mut link = &mut self.root;
+        while let Some(n) = link {
+            match key.cmp(&n.key) {
+                std::cmp::Ordering::Less => link = &mut n.left,
+                std::cmp::Ordering::Greater => link = &mut n.right,
+                std::cmp::Ordering::Equal if n.end == end => {
+                    return Ok(std::mem::replace(&mut n.value, value))
+                }
+                std::cmp::Ordering::Equal => break,
+            }
+        }
+        Err(value)
+    }
+
+    pub(crate) fn remove(&mut self, key: Key) -> Option<V> {
+        let v = remove(&mut self.root, key);
+        if v.is_some() {
+            self.len -= 1;
+        }
+        v
+    }
+
+    /// The values of the intervals overlapping `[start, end)`, in key order.
+    pub(crate) fn overlapping(&self, start: u64, end: u64) -> Vec<&V> {
+        let mut out = Vec::new();
+        if start < end {
+            query(&self.root, start, end, &mut out);
+        }
+        out
+    }
+
+    /// Every `(key, end, value)` in key order.
+    pub(crate) fn entries(&self) -> Vec<(Key, u64, &V)> {
+        fn walk<'a, V>(l: &'a Link<V>, out: &mut Vec<(Key, u64, &'a V)>) {
+            if let Some(n) = l {
+                walk(&n.left, out);
+                out.push((n.key, n.end, &n.value));
+                walk(&n.right, out);
+            }
+        }
+        let mut out = Vec::with_capacity(self.len);
+        walk(&self.root, &mut out);
+        out
+    }
+
+    /// The treap's own invariants: keys in order, heap-ordered priorities, correct `max_end`
+    /// and length.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        fn check<V>(l: &Link<V>, lo: Option<Key>, hi: Option<Key>) -> Result<usize, String> {
+            let Some(n) = l else { return Ok(0) };
+            if lo.is_some_and(|lo| n.key <= lo) || hi.is_some_and(|hi| n.key >= hi) {
+                return Err(format!("hva tree: key {:?} out of order", n.key));
+            }
+            for child in [&n.left, &n.right].into_iter().flatten() {
+                if child.priority > n.priority {
+                    return Err(format!(
+                        "hva tree: priority of {:?} above its parent",
+                        child.key
+                    ));
+                }
+            }
+            let sub = |l: &Link<V>| l.as_ref().map_or(0, |c| c.max_end);
+            if n.max_end != n.end.max(sub(&n.left)).max(sub(&n.right)) {
+                return Err(format!("hva tree: max_end of {:?} is stale", n.key));
+            }
+            Ok(1 + check(&n.left, lo, Some(n.key))? + check(&n.right, Some(n.key), hi)?)
+        }
+        let n = check(&self.root, None, None)?;
+        if n != self.len {
+            return Err(format!("hva tree: {n} nodes, length {}", self.len));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_match_a_linear_scan() {
+        let mut t = IntervalTree::default();
+        let mut all: Vec<(Key, u64)> = Vec::new();
+        let mut x = 12345u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        for i in 0..400u16 {
+            let start = next() % 1000;
+            let end = start + 1 + next() % 50;
+            t.insert((start, i), end, i);
+            all.push(((start, i), end));
+            if i % 3 == 0 {
+                let k = all.remove((next() as usize) % all.len());
+                assert_eq!(t.remove(k.0), Some(k.0 .1));
+            }
+            t.check().unwrap();
+        }
+        all.sort();
+        for _ in 0..500 {
+            let s = next() % 1100;
+            let e = s + next() % 80;
+            let want: Vec<u16> = all
+                .iter()
+                .filter(|(k, end)| k.0 < e && *end > s && s < e)
+                .map(|(k, _)| k.1)
+                .collect();
+            let got: Vec<u16> = t.overlapping(s, e).into_iter().copied().collect();
+            assert_eq!(got, want, "[{s}, {e})");
+        }
+        assert_eq!(t.len(), all.len());
+        let (k, end) = all[0];
+        assert_eq!(t.replace(k, end, 999), Ok(k.1));
+        assert_eq!(t.replace(k, end + 1, 5), Err(5));
+        assert_eq!(
+            t.overlapping(k.0, k.0 + 1)
+                .into_iter()
+                .filter(|&&v| v == 999)
+                .count(),
+            1
+        );
+        t.check().unwrap();
+    }
+}

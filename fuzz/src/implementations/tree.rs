@@ -1,0 +1,213 @@
+//! Adapter for the Rust core's tree backend (`memslot_core::Vm<TreeMemslots>`, x86-64
+//! limits): the v5.17 design, compared with the array implementations.
+//!
+//! It has no array and no index: its lookups return a slot. The adapter reports the slot's
+//! rank in the walk (descending GFN order) as its index, which is where the array would hold
+//! it; the "array" is the walk itself. Its last-used-slot cache names a slot, not an index,
+//! and is not an LRU hint: like post15's, it is saved and restored around the probes but not
+//! compared, while every lookup is.
+
+use memslot_core::{ArchLimits, Error, MemorySlot, MemslotSet, TreeMemslots, UserMemoryRegion, Vm};
+use memslot_reference::ApiSlot;
+
+use super::core::reason;
+use super::oracle::packed_slot;
+use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
+use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
+
+/// `memslot_core::Vm<TreeMemslots>` with `ArchLimits::X86_64`.
+pub struct TreeImpl {
+    vm: Vm<TreeMemslots>,
+    reason: Option<String>,
+    /// The walk of the last [`Implementation::quick`] call, in the ports' copy format.
+    packed: Vec<ApiSlot>,
+}
+
+impl TreeImpl {
+    pub fn new() -> TreeImpl {
+        TreeImpl {
+            vm: Vm::with_backend(ArchLimits::X86_64),
+            reason: None,
+            packed: Vec::new(),
+        }
+    }
+
+    fn request(&mut self, result: Result<Option<memslot_core::Change>, Error>) -> i32 {
+        match result {
+            Ok(_) => {
+                self.reason = None;
+                0
+            }
+            Err(e) => {
+                self.reason = Some(reason(&e));
+                e.errno()
+            }
+        }
+    }
+
+    fn space(&self, as_id: u16) -> Option<&TreeMemslots> {
+        self.vm.memslots(as_id)
+    }
+}
+
+impl Default for TreeImpl {
+    fn default() -> Self {
+        TreeImpl::new()
+    }
+}
+
+fn region(r: &Region) -> UserMemoryRegion {
+    UserMemoryRegion {
+        slot: r.slot,
+        flags: r.flags,
+        guest_phys_addr: r.guest_phys_addr,
+        memory_size: r.memory_size,
+        userspace_addr: r.userspace_addr,
+    }
+}
+
+fn slot(s: &MemorySlot) -> Slot {
+    Slot {
+        id: i32::from(s.id),
+        base_gfn: s.base_gfn,
+        npages: s.npages,
+        flags: s.flags,
+        userspace_addr: s.userspace_addr,
+    }
+}
+
+/// The slot with its rank in the walk: the index the array would hold it at (-1 if the walk
+/// does not hold that very slot, which the comparison then shows).
+fn found(space: &TreeMemslots, s: &MemorySlot) -> Found {
+    let rank = space.walk().position(|w| std::ptr::eq(w, s));
+    Found {
+        index: rank.map_or(-1, |r| r as i64),
+        slot: Some(slot(s)),
+    }
+}
+
+fn ids(slots: Vec<&MemorySlot>) -> Vec<i32> {
+    slots.into_iter().map(|s| i32::from(s.id)).collect()
+}
+
+impl Implementation for TreeImpl {
+    fn name(&self) -> &'static str {
+        "tree"
+    }
+
+    fn set_user_memory_region(&mut self, r: &Region) -> i32 {
+        let result = self.vm.set_user_memory_region(&region(r));
+        self.request(result)
+    }
+
+    fn set_memory_region(&mut self, r: &Region) -> i32 {
+        let result = self.vm.set_memory_region(&region(r));
+        self.request(result)
+    }
+
+    fn last_reason(&self) -> Option<String> {
+        self.reason.clone()
+    }
+
+    fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found> {
+        let space = self.space(as_id)?;
+        space.search(gfn).map(|s| found(space, s))
+    }
+
+    fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found> {
+        let space = self.space(as_id)?;
+        space.id_to_memslot(id).map(|s| found(space, s))
+    }
+
+    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+        Some(ids(self.space(as_id)?.in_gfn_range(start, end)))
+    }
+
+    fn hva_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+        Some(ids(self.space(as_id)?.in_hva_range(start, end)))
+    }
+
+    fn summary(&mut self, as_id: u16) -> (u64, i64) {
+        let space = self.space(as_id).expect("address space");
+        (space.generation(), space.used_slots() as i64)
+    }
+
+    fn snapshot_into(&mut self, as_id: u16, full: bool, out: &mut SpaceSnapshot) {
+        let space = self.space(as_id).expect("address space");
+        out.generation = space.generation();
+        out.used_slots = space.used_slots() as i64;
+        out.slots.clear();
+        out.slots.extend(space.walk().map(slot));
+        out.index.clear();
+        // The index of an id: the rank of the slot its hash entry holds.
+        let index = |id: u16| space.id_to_memslot(id).map(|s| found(space, s).index);
+        if full {
+            out.index
+                .extend((0..KVM_MEM_SLOTS_NUM).filter_map(|id| index(id).map(|i| (id, i))));
+        } else {
+            out.index
+                .extend(space.walk().map(|s| (s.id, index(s.id).unwrap_or(-1))));
+            out.index.sort_unstable();
+        }
+        out.walk.clear();
+        out.walk.extend(space.walk().map(|s| i32::from(s.id)));
+        out.lru = None;
+    }
+
+    fn lru(&mut self, as_id: u16) -> Option<i64> {
+        let space = self.space(as_id)?;
+        Some(space.last_used_id().map_or(-1, i64::from))
+    }
+
+    fn compared_lru(&mut self, _as_id: u16) -> Option<i64> {
+        None
+    }
+
+    fn set_lru(&mut self, as_id: u16, lru: i64) {
+        if let Some(space) = self.space(as_id) {
+            space.set_last_used_id(u16::try_from(lru).ok());
+        }
+    }
+
+    fn check_invariants(&mut self, as_ids: &[u16], _full: bool) -> Result<(), String> {
+        for &as_id in as_ids {
+            if let Some(space) = self.space(as_id) {
+                space.check_invariants()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_prepare_error(&mut self, errno: i32) {
+        self.vm
+            .set_arch_prepare_error((errno != 0).then_some(Error::Arch(errno)));
+    }
+
+    fn quick(&mut self, as_id: u16) -> Option<Quick> {
+        let space = self.vm.memslots(as_id)?;
+        self.packed.clear();
+        let mut index_is_inverse = true;
+        for s in space.walk() {
+            self.packed.push(packed_slot(&slot(s)));
+            // The id hash holds the very slot the walk visits at this rank.
+            index_is_inverse &= space
+                .id_to_memslot(s.id)
+                .is_some_and(|h| std::ptr::eq(h, s));
+        }
+        Some(Quick {
+            generation: space.generation(),
+            used_slots: space.used_slots() as i64,
+            lru: None,
+            index_is_inverse,
+            // `snapshot_into` takes the walk from `space.walk()`, like the array here.
+            walk_is_array: true,
+        })
+    }
+
+    fn quick_array(&self) -> &[ApiSlot] {
+        &self.packed
+    }
+
+    // The default `quick_invariants` runs `TreeMemslots::check_invariants`: the sets' own
+    // indices agree with each other, and the active and inactive sets hold the same slots.
+}
