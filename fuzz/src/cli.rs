@@ -34,9 +34,9 @@ usage: memslot-diff <command> [options]
 commands:
   replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed]] FILE|DIR...
         Run scenario files or fuzz artifacts (detected per file) on every implementation
-        and print the divergence report, if any. --zoo compares core and oracle with that zoo
-        bug's state (or, with --fixed, its fixed state) instead of the standard set. --json prints every implementation's state
-        after every step. --summary prints the '# expect:' line of each file. --target
+        and print the divergence report, if any. --zoo compares core, tree and oracle with
+        that zoo bug's state (or, with --fixed, its fixed state) instead of the standard set.
+        --json prints every implementation's state after every step. --summary prints the '# expect:' line of each file. --target
         (differential, lookups, requests) chooses how artifacts decode; by default it is taken
         from the path (corpus/<target>/... or artifacts/<target>/...), else differential.
   fmt [--target T] ARTIFACT

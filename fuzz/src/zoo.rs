@@ -4,9 +4,9 @@
 //! By default a run compares the [standard set](crate::runner::standard_implementations):
 //! core, the three ports (with the later fixes of their known bugs), tree and the oracle. With a
 //! zoo bug selected (`--zoo BUG` on the command line, `MEMSLOT_DIFF_ZOO=BUG` for the fuzz
-//! targets) it compares core, tree and oracle with
-//! that bug's state, or with its fixed state (`BUG:fixed`, `--fixed`), and nothing else: so a
-//! report names the bug state, and a fixed state that is reported is a harness bug.
+//! targets) it compares core, tree and oracle with that bug's state, or with its fixed state
+//! (`BUG:fixed`, `--fixed`), and nothing else: so a report names the bug state, and a fixed
+//! state that is reported is a harness bug.
 //!
 //! The generator can be switched too (`--generator random`, `MEMSLOT_DIFF_GENERATOR=random`):
 //! the baseline of `memslot-diff eval` draws only requests with fields from validation edge
@@ -131,7 +131,7 @@ impl Lockstep {
         Ok(Lockstep::Zoo { bug, fixed })
     }
 
-    /// The C port state this lockstep drives besides core and oracle (zoo only).
+    /// The C port state this lockstep drives besides core, tree and oracle (zoo only).
     pub fn port(&self) -> Option<Port> {
         match *self {
             Lockstep::Standard => None,
