@@ -80,6 +80,22 @@ static int api_as_id_ok(int as_id)
  * The work is done in a static helper so that no local of the guarded frame
  * lives across the sigsetjmp().
  */
+
+/*
+ * The exported int function `name` around its static helper api_<name>: the
+ * catcher's sigsetjmp() must run in the exported function's own frame.
+ */
+#define API_GUARDED(name, params, args)                      \
+	int API(name) params                                  \
+	{                                                     \
+		int r;                                        \
+                                                              \
+		SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);       \
+		r = api_##name args;                          \
+		SHIM_GUARDED_END();                           \
+		return r;                                     \
+	}
+
 static struct kvm *api_create_vm(void)
 {
 	struct kvm *kvm = kvm_create_vm(0);
@@ -113,15 +129,9 @@ static int api_ioctl_set_memory_region(struct kvm *kvm, const struct memslot_api
 	return kvm_vm_ioctl_set_memory_region(kvm, &kvm_userspace_mem);
 }
 
-int API(ioctl_set_memory_region)(struct kvm *kvm, const struct memslot_api_region *mem)
-{
-	int r;
-
-	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
-	r = api_ioctl_set_memory_region(kvm, mem);
-	SHIM_GUARDED_END();
-	return r;
-}
+API_GUARDED(ioctl_set_memory_region,
+	    (struct kvm *kvm, const struct memslot_api_region *mem),
+	    (kvm, mem))
 
 /* An in-kernel caller such as x86's __x86_set_memory_region(). */
 static int api_set_memory_region(struct kvm *kvm, const struct memslot_api_region *mem)
@@ -131,15 +141,9 @@ static int api_set_memory_region(struct kvm *kvm, const struct memslot_api_regio
 	return kvm_set_memory_region(kvm, &m);
 }
 
-int API(set_memory_region)(struct kvm *kvm, const struct memslot_api_region *mem)
-{
-	int r;
-
-	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
-	r = api_set_memory_region(kvm, mem);
-	SHIM_GUARDED_END();
-	return r;
-}
+API_GUARDED(set_memory_region,
+	    (struct kvm *kvm, const struct memslot_api_region *mem),
+	    (kvm, mem))
 
 static int api_search_memslots(struct kvm *kvm, int as_id, uint64_t gfn,
 			       struct memslot_api_slot *out)
@@ -157,15 +161,9 @@ static int api_search_memslots(struct kvm *kvm, int as_id, uint64_t gfn,
 	return (int)(slot - slots->memslots);
 }
 
-int API(search_memslots)(struct kvm *kvm, int as_id, uint64_t gfn, struct memslot_api_slot *out)
-{
-	int r;
-
-	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
-	r = api_search_memslots(kvm, as_id, gfn, out);
-	SHIM_GUARDED_END();
-	return r;
-}
+API_GUARDED(search_memslots,
+	    (struct kvm *kvm, int as_id, uint64_t gfn, struct memslot_api_slot *out),
+	    (kvm, as_id, gfn, out))
 
 static int api_id_to_memslot(struct kvm *kvm, int as_id, int id, struct memslot_api_slot *out)
 {
@@ -182,15 +180,9 @@ static int api_id_to_memslot(struct kvm *kvm, int as_id, int id, struct memslot_
 	return (int)(slot - slots->memslots);
 }
 
-int API(id_to_memslot)(struct kvm *kvm, int as_id, int id, struct memslot_api_slot *out)
-{
-	int r;
-
-	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
-	r = api_id_to_memslot(kvm, as_id, id, out);
-	SHIM_GUARDED_END();
-	return r;
-}
+API_GUARDED(id_to_memslot,
+	    (struct kvm *kvm, int as_id, int id, struct memslot_api_slot *out),
+	    (kvm, as_id, id, out))
 
 /* The ids kvm_for_each_memslot() visits, in order; returns how many. */
 static int api_for_each_memslot(struct kvm *kvm, int as_id, int16_t *ids, int cap)
@@ -210,15 +202,9 @@ static int api_for_each_memslot(struct kvm *kvm, int as_id, int16_t *ids, int ca
 	return n;
 }
 
-int API(for_each_memslot)(struct kvm *kvm, int as_id, int16_t *ids, int cap)
-{
-	int r;
-
-	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
-	r = api_for_each_memslot(kvm, as_id, ids, cap);
-	SHIM_GUARDED_END();
-	return r;
-}
+API_GUARDED(for_each_memslot,
+	    (struct kvm *kvm, int as_id, int16_t *ids, int cap),
+	    (kvm, as_id, ids, cap))
 
 /*
  * Range queries as the kernel of v5.6-v5.16 answered them: a linear walk with the
@@ -255,16 +241,9 @@ static int api_gfn_range_memslots(struct kvm *kvm, int as_id, uint64_t gfn_start
 	return n;
 }
 
-int API(gfn_range_memslots)(struct kvm *kvm, int as_id, uint64_t start, uint64_t end,
-			    int16_t *ids, int cap)
-{
-	int r;
-
-	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
-	r = api_gfn_range_memslots(kvm, as_id, start, end, ids, cap);
-	SHIM_GUARDED_END();
-	return r;
-}
+API_GUARDED(gfn_range_memslots,
+	    (struct kvm *kvm, int as_id, uint64_t start, uint64_t end, int16_t *ids, int cap),
+	    (kvm, as_id, start, end, ids, cap))
 
 static int api_hva_range_memslots(struct kvm *kvm, int as_id, uint64_t start, uint64_t end,
 				  int16_t *ids, int cap)
@@ -293,16 +272,9 @@ static int api_hva_range_memslots(struct kvm *kvm, int as_id, uint64_t start, ui
 	return n;
 }
 
-int API(hva_range_memslots)(struct kvm *kvm, int as_id, uint64_t start, uint64_t end,
-			    int16_t *ids, int cap)
-{
-	int r;
-
-	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
-	r = api_hva_range_memslots(kvm, as_id, start, end, ids, cap);
-	SHIM_GUARDED_END();
-	return r;
-}
+API_GUARDED(hva_range_memslots,
+	    (struct kvm *kvm, int as_id, uint64_t start, uint64_t end, int16_t *ids, int cap),
+	    (kvm, as_id, start, end, ids, cap))
 
 /* The header, the first min(max_entries, capacity) entries and the index. */
 static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *out,
@@ -328,15 +300,9 @@ static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *o
 	return 0;
 }
 
-int API(get_state)(struct kvm *kvm, int as_id, struct memslot_api_state *out, uint32_t max_entries)
-{
-	int r;
-
-	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
-	r = api_get_state(kvm, as_id, out, max_entries);
-	SHIM_GUARDED_END();
-	return r;
-}
+API_GUARDED(get_state,
+	    (struct kvm *kvm, int as_id, struct memslot_api_state *out, uint32_t max_entries),
+	    (kvm, as_id, out, max_entries))
 
 /*
  * update_memslots() called directly, the way kvm_set_memslot() calls it but
@@ -377,16 +343,9 @@ static int api_update_memslots(struct kvm *kvm, int as_id, const struct memslot_
 	return 0;
 }
 
-int API(update_memslots)(struct kvm *kvm, int as_id, const struct memslot_api_slot *slot,
-			 int change)
-{
-	int r;
-
-	SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);
-	r = api_update_memslots(kvm, as_id, slot, change);
-	SHIM_GUARDED_END();
-	return r;
-}
+API_GUARDED(update_memslots,
+	    (struct kvm *kvm, int as_id, const struct memslot_api_slot *slot, int change),
+	    (kvm, as_id, slot, change))
 
 int API(lru_slot)(struct kvm *kvm, int as_id)
 {

@@ -5,6 +5,7 @@ use memslot_core::{
 };
 use memslot_reference::ApiSlot;
 
+use super::oracle::packed_slot;
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
 
@@ -36,19 +37,6 @@ impl CoreImpl {
         let mut core = CoreImpl::new();
         core.vm.set_fault(Some(fault));
         core
-    }
-
-    fn request(&mut self, result: Result<Option<memslot_core::Change>, Error>) -> i32 {
-        match result {
-            Ok(_) => {
-                self.reason = None;
-                0
-            }
-            Err(e) => {
-                self.reason = Some(reason(&e));
-                e.errno()
-            }
-        }
     }
 
     fn space(&self, as_id: u16) -> Option<&Memslots> {
@@ -87,6 +75,28 @@ pub fn planted() -> Option<Fault> {
     })
 }
 
+/// A request's return code, keeping why it failed in `reason` (both core backends).
+pub(super) fn request_rc(
+    reason: &mut Option<String>,
+    result: Result<Option<memslot_core::Change>, Error>,
+) -> i32 {
+    match result {
+        Ok(_) => {
+            *reason = None;
+            0
+        }
+        Err(e) => {
+            *reason = Some(self::reason(&e));
+            e.errno()
+        }
+    }
+}
+
+/// The ids of slots, in their order (the range queries' answers).
+pub(super) fn ids<'a>(slots: impl IntoIterator<Item = &'a MemorySlot>) -> Vec<i32> {
+    slots.into_iter().map(|s| i32::from(s.id)).collect()
+}
+
 /// `memslot_core::Error` in the words both the core adapter and the oracle use.
 pub fn reason(e: &Error) -> String {
     match e {
@@ -97,7 +107,7 @@ pub fn reason(e: &Error) -> String {
     }
 }
 
-fn region(r: &Region) -> UserMemoryRegion {
+pub(super) fn region(r: &Region) -> UserMemoryRegion {
     UserMemoryRegion {
         slot: r.slot,
         flags: r.flags,
@@ -107,7 +117,7 @@ fn region(r: &Region) -> UserMemoryRegion {
     }
 }
 
-fn slot(s: &MemorySlot) -> Slot {
+pub(super) fn slot(s: &MemorySlot) -> Slot {
     Slot {
         id: i32::from(s.id),
         base_gfn: s.base_gfn,
@@ -130,13 +140,11 @@ impl Implementation for CoreImpl {
     }
 
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
-        let result = self.vm.set_user_memory_region(&region(r));
-        self.request(result)
+        request_rc(&mut self.reason, self.vm.set_user_memory_region(&region(r)))
     }
 
     fn set_memory_region(&mut self, r: &Region) -> i32 {
-        let result = self.vm.set_memory_region(&region(r));
-        self.request(result)
+        request_rc(&mut self.reason, self.vm.set_memory_region(&region(r)))
     }
 
     fn last_reason(&self) -> Option<String> {
@@ -154,25 +162,11 @@ impl Implementation for CoreImpl {
     }
 
     fn gfn_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
-        let space = self.space(as_id)?;
-        Some(
-            space
-                .in_gfn_range(start, end)
-                .iter()
-                .map(|s| i32::from(s.id))
-                .collect(),
-        )
+        Some(ids(self.space(as_id)?.in_gfn_range(start, end)))
     }
 
     fn hva_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
-        let space = self.space(as_id)?;
-        Some(
-            space
-                .in_hva_range(start, end)
-                .iter()
-                .map(|s| i32::from(s.id))
-                .collect(),
-        )
+        Some(ids(self.space(as_id)?.in_hva_range(start, end)))
     }
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {
@@ -233,17 +227,9 @@ impl Implementation for CoreImpl {
         self.packed.clear();
         let mut index_is_inverse = true;
         for (i, s) in space.slots().iter().enumerate() {
-            self.packed.push(ApiSlot {
-                base_gfn: s.base_gfn,
-                npages: s.npages,
-                userspace_addr: s.userspace_addr,
-                flags: s.flags,
-                // Ids are below 512 here or the generic check fails on them; a wrapped id
-                // only makes the comparison fail, and the slow path shows the real one.
-                id: s.id as i16,
-                has_dirty_bitmap: u8::from(s.flags & crate::ops::KVM_MEM_LOG_DIRTY_PAGES != 0),
-                reserved: 0,
-            });
+            // Ids are below 512 here or the generic check fails on them; a wrapped id only
+            // makes the comparison fail, and the slow path shows the real one.
+            self.packed.push(packed_slot(&slot(s)));
             index_is_inverse &= s.id < 0x8000 && space.index_of(s.id) == Some(i);
         }
         Some(Quick {

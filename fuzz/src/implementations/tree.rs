@@ -7,12 +7,12 @@
 //! and is not an LRU hint: like post15's, it is saved and restored around the probes but not
 //! compared, while every lookup is.
 
-use memslot_core::{ArchLimits, Error, MemorySlot, MemslotSet, TreeMemslots, UserMemoryRegion, Vm};
+use memslot_core::{ArchLimits, Error, MemorySlot, MemslotSet, TreeMemslots, Vm};
 use memslot_reference::ApiSlot;
 
-use super::core::reason;
+use super::core::{ids, region, request_rc, slot};
 use super::oracle::packed_slot;
-use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
+use super::{Found, Implementation, Quick, SpaceSnapshot};
 use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
 
 /// `memslot_core::Vm<TreeMemslots>` with `ArchLimits::X86_64`.
@@ -32,19 +32,6 @@ impl TreeImpl {
         }
     }
 
-    fn request(&mut self, result: Result<Option<memslot_core::Change>, Error>) -> i32 {
-        match result {
-            Ok(_) => {
-                self.reason = None;
-                0
-            }
-            Err(e) => {
-                self.reason = Some(reason(&e));
-                e.errno()
-            }
-        }
-    }
-
     fn space(&self, as_id: u16) -> Option<&TreeMemslots> {
         self.vm.memslots(as_id)
     }
@@ -53,26 +40,6 @@ impl TreeImpl {
 impl Default for TreeImpl {
     fn default() -> Self {
         TreeImpl::new()
-    }
-}
-
-fn region(r: &Region) -> UserMemoryRegion {
-    UserMemoryRegion {
-        slot: r.slot,
-        flags: r.flags,
-        guest_phys_addr: r.guest_phys_addr,
-        memory_size: r.memory_size,
-        userspace_addr: r.userspace_addr,
-    }
-}
-
-fn slot(s: &MemorySlot) -> Slot {
-    Slot {
-        id: i32::from(s.id),
-        base_gfn: s.base_gfn,
-        npages: s.npages,
-        flags: s.flags,
-        userspace_addr: s.userspace_addr,
     }
 }
 
@@ -86,23 +53,17 @@ fn found(space: &TreeMemslots, s: &MemorySlot) -> Found {
     }
 }
 
-fn ids(slots: Vec<&MemorySlot>) -> Vec<i32> {
-    slots.into_iter().map(|s| i32::from(s.id)).collect()
-}
-
 impl Implementation for TreeImpl {
     fn name(&self) -> &'static str {
         "tree"
     }
 
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
-        let result = self.vm.set_user_memory_region(&region(r));
-        self.request(result)
+        request_rc(&mut self.reason, self.vm.set_user_memory_region(&region(r)))
     }
 
     fn set_memory_region(&mut self, r: &Region) -> i32 {
-        let result = self.vm.set_memory_region(&region(r));
-        self.request(result)
+        request_rc(&mut self.reason, self.vm.set_memory_region(&region(r)))
     }
 
     fn last_reason(&self) -> Option<String> {

@@ -326,9 +326,11 @@ size_t shim_alloc_size(const void *addr)
 
 int memslot_shim_take_fault(struct memslot_api_fault *out)
 {
+	if (shim_fault.kind == SHIM_FAULT_NONE)
+		return 0; /* every call asks: keep the common answer cheap */
 	*out = shim_fault;
 	memset(&shim_fault, 0, sizeof(shim_fault));
-	return out->kind != SHIM_FAULT_NONE;
+	return 1;
 }
 
 int memslot_shim_guarded(void)
