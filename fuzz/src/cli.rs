@@ -8,6 +8,7 @@
 //! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
 //!                     [--generator steered|random] [--json]
 //! memslot-diff seed-corpus [--corpus DIR] [--out DIR]
+//! memslot-diff throughput [--targets a,b,...] [--time T] [--write-inputs DIR] [--json FILE]
 //! memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
 //!                   [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR]
 //!                   [--fuzz-bin-dir DIR]
@@ -55,6 +56,12 @@ commands:
   seed-corpus [--corpus DIR] [--out DIR]
         Convert corpus/<target>/{seeds,regressions} to libFuzzer inputs in
         fuzz/corpus/<target>/ (what `cargo fuzz run <target>` starts from).
+  throughput [--targets a,b,...] [--time T] [--write-inputs DIR] [--json FILE]
+        The harness's speed in this build: executions per second of each fuzz target over
+        its fixed input set (its seeds and regressions, and 256 inputs generated from seed 1),
+        T per set (default 3s), and the share of time spent in generation, in each
+        implementation and in comparison. --write-inputs writes the fixed sets to
+        DIR/<target>/ and measures nothing (ci/throughput runs the cargo-fuzz build on them).
   eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
        [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR] [--fuzz-bin-dir DIR]
         Measure how fast each engine finds each zoo bug: N independent trials per bug and
@@ -89,6 +96,7 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
         "generate" => generate(rest, out),
         "stress" => stress_command(rest, out),
         "seed-corpus" => seed_corpus(rest, out),
+        "throughput" => throughput(rest, out),
         "eval" => crate::eval::command(rest, out),
         "help" | "-h" | "--help" => {
             let _ = writeln!(out, "{USAGE}");
@@ -501,63 +509,16 @@ fn seed_corpus(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         .value("out")
         .map_or_else(|| corpus::root().join("fuzz").join("corpus"), PathBuf::from);
     let mut written = 0;
-    for target in Target::ALL {
-        let dest = out_dir.join(target.name());
-        for kind in ["seeds", "regressions"] {
-            let dir = corpus_dir.join(target.name()).join(kind);
-            if !dir.is_dir() {
-                continue;
-            }
-            let files = corpus::files(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-            for file in files {
-                let loaded = corpus::load(&file, Some(target), None)?;
-                let bytes = match loaded.format {
-                    Format::Text => match corpus::to_bytes(&loaded.ops, target) {
-                        Ok(bytes) => bytes,
-                        Err(e) => {
-                            let _ = writeln!(out, "seed-corpus: skipped {}: {e}", file.display());
-                            continue;
-                        }
-                    },
-                    Format::Bytes => {
-                        std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?
-                    }
-                };
-                let stem = file
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let name = dest.join(format!("{kind}-{stem}"));
-                std::fs::write(&name, bytes).map_err(|e| format!("{}: {e}", name.display()))?;
-                written += 1;
-            }
+    for target in corpus::FUZZ_TARGETS {
+        let inputs = corpus::fuzz_inputs(&corpus_dir, target)?;
+        for skipped in &inputs.skipped {
+            let _ = writeln!(out, "seed-corpus: skipped {skipped}");
         }
-    }
-    // The `update` target's calls (lowlevel.rs), from their text form.
-    let dest = out_dir.join("update");
-    std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-    for kind in ["seeds", "regressions"] {
-        let dir = corpus_dir.join("update").join(kind);
-        if !dir.is_dir() {
-            continue;
-        }
-        let files = corpus::files(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for file in files
-            .iter()
-            .filter(|f| f.extension().is_some_and(|e| e == "calls"))
-        {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let calls =
-                crate::lowlevel::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            let stem = file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let name = dest.join(format!("{kind}-{stem}"));
-            std::fs::write(&name, crate::lowlevel::encode(&calls))
-                .map_err(|e| format!("{}: {e}", name.display()))?;
+        let dest = out_dir.join(target);
+        std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        for (name, bytes) in &inputs.inputs {
+            let name = dest.join(name);
+            std::fs::write(&name, bytes).map_err(|e| format!("{}: {e}", name.display()))?;
             written += 1;
         }
     }
@@ -566,6 +527,107 @@ fn seed_corpus(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         "seed-corpus: wrote {written} inputs under {}",
         out_dir.display()
     );
+    Ok(0)
+}
+
+fn throughput(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
+    use crate::throughput::{executions_per_second, fixed_inputs, Profile};
+    let a = Args::parse(
+        "throughput",
+        args,
+        &[],
+        &["targets", "time", "write-inputs", "json"],
+    )?;
+    a.exactly(0, "no positional arguments")?;
+    let targets: Vec<&str> = match a.value("targets") {
+        None => corpus::FUZZ_TARGETS.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                corpus::FUZZ_TARGETS
+                    .into_iter()
+                    .find(|t| *t == name)
+                    .ok_or_else(|| {
+                        format!(
+                            "throughput: unknown target '{name}' (known: {})",
+                            corpus::FUZZ_TARGETS.join(", ")
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if let Some(dir) = a.value("write-inputs") {
+        for target in &targets {
+            let dest = Path::new(dir).join(target);
+            std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            let inputs = fixed_inputs(target)?;
+            for (name, bytes) in &inputs {
+                let file = dest.join(name);
+                std::fs::write(&file, bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+            }
+            let _ = writeln!(out, "{}: {} inputs", dest.display(), inputs.len());
+        }
+        return Ok(0);
+    }
+    let budget = match a.value("time") {
+        Some(t) => parse_duration(t).map_err(|e| format!("throughput: --time: {e}"))?,
+        None => Duration::from_secs(3),
+    };
+    let _ = writeln!(
+        out,
+        "{:<13} {:<10} {:>6} {:>10} {:>12}",
+        "target", "set", "inputs", "execs/s", "ops/s"
+    );
+    let mut results = Vec::new();
+    for target in &targets {
+        let inputs = fixed_inputs(target)?;
+        let split = inputs.len() - crate::throughput::GENERATED;
+        let mut profile = Profile::default();
+        for (set, part) in [("seeds", &inputs[..split]), ("generated", &inputs[split..])] {
+            if part.is_empty() {
+                continue;
+            }
+            let execs = executions_per_second(target, part, budget);
+            // Operations per input, from the profiled pass (scenario targets only).
+            let mut ops_per_input = None;
+            if let Some(t) = Target::from_name(target) {
+                let mut part_profile = Profile::default();
+                for (_, bytes) in part {
+                    part_profile.record(t, bytes);
+                }
+                ops_per_input =
+                    Some(part_profile.operations as f64 / part_profile.executions as f64);
+                profile.add(&part_profile);
+            }
+            let _ = writeln!(
+                out,
+                "{:<13} {:<10} {:>6} {:>10.0} {:>12}",
+                target,
+                set,
+                part.len(),
+                execs,
+                ops_per_input.map_or("-".to_string(), |o| format!("{:.0}", o * execs))
+            );
+            results.push(serde_json::json!({
+                "target": target, "set": set, "inputs": part.len(),
+                "executions_per_second": execs,
+                "operations_per_second": ops_per_input.map(|o| o * execs),
+            }));
+        }
+        if profile.executions > 0 {
+            let shares: Vec<String> = profile
+                .shares()
+                .iter()
+                .map(|(part, share)| format!("{part} {:.1}%", share * 100.0))
+                .collect();
+            let _ = writeln!(out, "  {target}: time per part: {}", shares.join(", "));
+            results.push(serde_json::json!({ "target": target, "profile": profile }));
+        }
+    }
+    if let Some(file) = a.value("json") {
+        let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+        std::fs::write(file, text).map_err(|e| format!("{file}: {e}"))?;
+    }
     Ok(0)
 }
 

@@ -187,6 +187,65 @@ pub fn to_bytes(ops: &[Op], target: Target) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Every fuzz target, by name: the scenario targets and `update` (`crate::lowlevel`).
+pub const FUZZ_TARGETS: [&str; 4] = ["differential", "lookups", "requests", "update"];
+
+/// A target's committed seeds and regressions in its libFuzzer byte form.
+#[derive(Debug, Default)]
+pub struct FuzzInputs {
+    /// `(file name, bytes)`: `seeds-<stem>` or `regressions-<stem>`.
+    pub inputs: Vec<(String, Vec<u8>)>,
+    /// Files left out, with why (`path: reason`).
+    pub skipped: Vec<String>,
+}
+
+/// `corpus_dir/<target>/{seeds,regressions}` converted to what the fuzz target `target` reads
+/// (one of [`FUZZ_TARGETS`]): the working corpus `memslot-diff seed-corpus` writes, and the
+/// seed half of the throughput benchmark's fixed input set.
+pub fn fuzz_inputs(corpus_dir: &Path, target: &str) -> Result<FuzzInputs, String> {
+    let mut out = FuzzInputs::default();
+    for kind in ["seeds", "regressions"] {
+        let dir = corpus_dir.join(target).join(kind);
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in files(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bytes = match Target::from_name(target) {
+                Some(scenario_target) => {
+                    let loaded = load(&file, Some(scenario_target), None)?;
+                    match loaded.format {
+                        Format::Text => match to_bytes(&loaded.ops, scenario_target) {
+                            Ok(bytes) => bytes,
+                            Err(e) => {
+                                out.skipped.push(format!("{}: {e}", file.display()));
+                                continue;
+                            }
+                        },
+                        Format::Bytes => {
+                            std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?
+                        }
+                    }
+                }
+                // The `update` target's calls, from their text form (`*.calls`).
+                None if file.extension().is_some_and(|e| e == "calls") => {
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    let calls = crate::lowlevel::parse(&text)
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    crate::lowlevel::encode(&calls)
+                }
+                None => continue,
+            };
+            out.inputs.push((format!("{kind}-{stem}"), bytes));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ pub mod scenario;
 mod sha1;
 pub mod stress;
 pub mod targets;
+pub mod throughput;
 pub mod zoo;
 
 pub use ops::{Op, Region};

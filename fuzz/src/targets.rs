@@ -99,6 +99,13 @@ pub fn check(target: Target, data: &[u8], ctx: &Context) -> Result<Stats, String
 /// artifact libFuzzer is about to save (`<artifact_prefix>crash-<sha1>.scenario`), so that the
 /// report's replay command works as printed.
 pub fn fuzz(target: Target, data: &[u8]) {
+    if let Some(profile) = crate::throughput::env_profile() {
+        let agreed = profile.lock().map_or(false, |mut p| p.record(target, data));
+        if agreed {
+            return;
+        }
+        // A divergence: run again below, unprofiled, to report it as usual.
+    }
     let program = target.decode(data);
     let result = run(&program.ops);
     log_new_kinds(&result.stats);
