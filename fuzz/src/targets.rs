@@ -100,7 +100,7 @@ pub fn check(target: Target, data: &[u8], ctx: &Context) -> Result<Stats, String
 /// report's replay command works as printed.
 pub fn fuzz(target: Target, data: &[u8]) {
     if let Some(profile) = crate::throughput::env_profile() {
-        let agreed = profile.lock().map_or(false, |mut p| p.record(target, data));
+        let agreed = profile.lock().is_ok_and(|mut p| p.record(target, data));
         if agreed {
             return;
         }
