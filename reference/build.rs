@@ -84,6 +84,14 @@ const API_FUNCTIONS: &[(&str, &str)] = &[
         "(kvm: *mut Kvm, as_id: i32, id: i32, out: *mut MemslotApiSlot) -> i32",
     ),
     (
+        "search_each",
+        "(kvm: *mut Kvm, as_id: i32, gfns: *const u64, n: i32, out: *mut MemslotApiSlot, index: *mut i32, lru: *mut i32) -> i32",
+    ),
+    (
+        "id_to_memslot_each",
+        "(kvm: *mut Kvm, as_id: i32, ids: *const i32, n: i32, out: *mut MemslotApiSlot, index: *mut i32) -> i32",
+    ),
+    (
         "for_each_memslot",
         "(kvm: *mut Kvm, as_id: i32, ids: *mut i16, cap: i32) -> i32",
     ),

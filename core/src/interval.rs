@@ -199,18 +199,16 @@ impl<V> IntervalTree<V> {
         out
     }
 
-    /// Every `(key, end, value)` in key order.
-    pub(crate) fn entries(&self) -> Vec<(Key, u64, &V)> {
-        fn walk<'a, V>(l: &'a Link<V>, out: &mut Vec<(Key, u64, &'a V)>) {
+    /// Calls `f(key, end, value)` for every interval in key order, without collecting them.
+    pub(crate) fn for_each<'a>(&'a self, mut f: impl FnMut(Key, u64, &'a V)) {
+        fn walk<'a, V>(l: &'a Link<V>, f: &mut impl FnMut(Key, u64, &'a V)) {
             if let Some(n) = l {
-                walk(&n.left, out);
-                out.push((n.key, n.end, &n.value));
-                walk(&n.right, out);
+                walk(&n.left, f);
+                f(n.key, n.end, &n.value);
+                walk(&n.right, f);
             }
         }
-        let mut out = Vec::with_capacity(self.len);
-        walk(&self.root, &mut out);
-        out
+        walk(&self.root, &mut f);
     }
 
     /// The treap's own invariants: keys in order, heap-ordered priorities, correct `max_end`

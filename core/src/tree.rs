@@ -217,6 +217,8 @@ impl SlotSet {
                 self.hva_tree.len()
             ));
         }
+        let cached = self.last_used.0.load(Relaxed).cast_const();
+        let mut cached_found = cached.is_null();
         let mut below: Option<&MemorySlot> = None;
         for (&base, s) in &self.gfn_tree {
             if s.base_gfn != base {
@@ -243,21 +245,22 @@ impl SlotSet {
                 }
             }
             below = Some(s);
+            // The GFN tree holds exactly the hashed slots (checked just above, with the
+            // counts equal): the cache names one of them if it names one of these.
+            cached_found |= ptr::eq(Arc::as_ptr(s), cached);
         }
         self.hva_tree.check()?;
-        for ((start, id), end, s) in self.hva_tree.entries() {
+        let mut misfiled = None;
+        self.hva_tree.for_each(|(start, id), end, s| {
             let hashed = self.id_hash.get(&id).is_some_and(|h| Arc::ptr_eq(h, s));
-            if !hashed || start != s.userspace_addr || end != hva_end(s) {
-                return Err(format!("slot {id} filed wrongly in the hva tree"));
+            if misfiled.is_none() && (!hashed || start != s.userspace_addr || end != hva_end(s)) {
+                misfiled = Some(id);
             }
+        });
+        if let Some(id) = misfiled {
+            return Err(format!("slot {id} filed wrongly in the hva tree"));
         }
-        let cached = self.last_used.0.load(Relaxed).cast_const();
-        if !cached.is_null()
-            && !self
-                .id_hash
-                .values()
-                .any(|s| ptr::eq(Arc::as_ptr(s), cached))
-        {
+        if !cached_found {
             return Err("last_used_slot points at no slot of the set".to_string());
         }
         Ok(())

@@ -294,6 +294,32 @@ pub struct Runner {
     quicks: Vec<Quick>,
     /// Address spaces some request has named so far.
     requested: Vec<bool>,
+    /// Buffers the probes reuse from step to step.
+    scratch: Scratch,
+}
+
+/// The probes' working buffers, kept by the runner so that a step allocates nothing.
+#[derive(Default)]
+struct Scratch {
+    /// Each implementation's WARN count before the step, and before the probes.
+    warns: Vec<u64>,
+    probe_warns: Vec<u64>,
+    /// Each implementation's LRU hint before the probes (restored after them).
+    lrus: Vec<Option<i64>>,
+    /// Each implementation's answers to a round of lookups (with the compared LRU hint after
+    /// each) and of id queries.
+    searches: Vec<Vec<(Option<Found>, Option<i64>)>>,
+    id_answers: Vec<Vec<Option<Found>>>,
+    /// Every implementation's answer to one probe, and compared LRU hint after it.
+    found: Vec<Option<Found>>,
+    after: Vec<Option<i64>>,
+    /// The probe points.
+    gfns: Vec<u64>,
+    ids: Vec<u16>,
+    gfn_ranges: Ranges,
+    hva_ranges: Ranges,
+    /// Each implementation's answer to one range query (`false`: it cannot answer).
+    answers: Vec<(bool, Vec<i32>)>,
 }
 
 /// Aspects that differ at one step: (aspect, detail lines).
@@ -313,6 +339,7 @@ impl Runner {
             snaps: Vec::new(),
             quicks: Vec::new(),
             requested: vec![false; n],
+            scratch: Scratch::default(),
         }
     }
 
@@ -362,7 +389,9 @@ impl Runner {
     /// what differs, and the address space the report should show.
     fn step(&mut self, op: &Op, full: bool) -> (Vec<Verdict>, Findings, u16) {
         self.stats.steps += 1;
-        let warns: Vec<u64> = self.impls.iter().map(|i| i.warn_count()).collect();
+        let mut warns = std::mem::take(&mut self.scratch.warns);
+        warns.clear();
+        warns.extend(self.impls.iter().map(|i| i.warn_count()));
         let verdicts: Vec<Verdict> = self
             .impls
             .iter_mut()
@@ -387,18 +416,19 @@ impl Runner {
         } else if reads_only {
             // A lookup can change nothing but the LRU hint: compare that, then probe.
             if let Some(as_id) = touched {
-                let lrus: Vec<Option<i64>> = self
-                    .impls
-                    .iter_mut()
-                    .map(|i| i.compared_lru(as_id))
-                    .collect();
-                let known: Vec<i64> = lrus.iter().flatten().copied().collect();
-                if !all_equal(&known) {
+                let mut lrus = std::mem::take(&mut self.scratch.after);
+                lrus.clear();
+                lrus.extend(self.impls.iter_mut().map(|i| i.compared_lru(as_id)));
+                let mut known = lrus.iter().flatten();
+                let first = known.next();
+                if !known.all(|l| Some(l) == first) {
                     findings.push((
                         format!("LRU hint of AS {as_id}"),
                         self.lines(&lrus, |l| lru_text(*l)),
                     ));
-                } else if findings.is_empty() && self.opts.probes {
+                }
+                self.scratch.after = lrus;
+                if findings.is_empty() && self.opts.probes {
                     let layout = std::mem::take(&mut self.layouts[usize::from(as_id)]);
                     let generation = self.impls[0].summary(as_id).0;
                     self.probe(as_id, op, generation, &layout, &layout, &mut findings);
@@ -431,9 +461,13 @@ impl Runner {
         }
         // The address spaces not compared in full: generation and used_slots.
         for as_id in (0..KVM_ADDRESS_SPACE_NUM).filter(|a| !spaces.contains(a)) {
-            let summaries: Vec<(u64, i64)> =
-                self.impls.iter_mut().map(|i| i.summary(as_id)).collect();
-            if !all_equal(&summaries) {
+            let first = self.impls[0].summary(as_id);
+            if self.impls[1..]
+                .iter_mut()
+                .any(|i| i.summary(as_id) != first)
+            {
+                let summaries: Vec<(u64, i64)> =
+                    self.impls.iter_mut().map(|i| i.summary(as_id)).collect();
                 let details = self.lines(&summaries, |(g, u)| {
                     format!("generation {g}, used_slots {u}")
                 });
@@ -441,6 +475,7 @@ impl Runner {
             }
         }
         self.check_warns(&warns, &mut findings);
+        self.scratch.warns = warns;
         // An access outside an allocation comes first: whatever else differs follows from it.
         let faults: Vec<String> = self
             .impls
@@ -721,35 +756,51 @@ impl Runner {
         findings: &mut Findings,
     ) {
         let a = usize::from(as_id);
-        let lrus: Vec<Option<i64>> = self.impls.iter_mut().map(|i| i.lru(as_id)).collect();
-        let key = (generation, lrus.clone());
-        if self.probed[a].as_ref() == Some(&key) {
-            return; // Same array, same hints: the probes would repeat the last ones.
+        let mut sc = std::mem::take(&mut self.scratch);
+        sc.lrus.clear();
+        sc.lrus.extend(self.impls.iter_mut().map(|i| i.lru(as_id)));
+        match &mut self.probed[a] {
+            // Same array, same hints: the probes would repeat the last ones.
+            Some((g, hints)) if *g == generation && *hints == sc.lrus => {
+                self.scratch = sc;
+                return;
+            }
+            Some((g, hints)) => {
+                *g = generation;
+                hints.clone_from(&sc.lrus);
+            }
+            probed @ None => *probed = Some((generation, sc.lrus.clone())),
         }
-        self.probed[a] = Some(key);
-        let (gfns, ids) = probe_points(layout, before, op);
-        let warns: Vec<u64> = self.impls.iter().map(|i| i.warn_count()).collect();
-        let mut found: Vec<Option<Found>> = Vec::with_capacity(self.impls.len());
-        let mut after: Vec<Option<i64>> = Vec::with_capacity(self.impls.len());
+        probe_points(layout, before, op, &mut sc.gfns, &mut sc.ids);
+        sc.probe_warns.clear();
+        sc.probe_warns
+            .extend(self.impls.iter().map(|i| i.warn_count()));
         'probes: {
-            for &gfn in &gfns {
+            // Every implementation does its round of lookups, then the answers are compared
+            // probe by probe: each one's lookups and hints evolve by its own answers only.
+            let n = self.impls.len();
+            sc.searches.resize_with(n, Vec::new);
+            for (imp, answers) in self.impls.iter_mut().zip(sc.searches.iter_mut()) {
+                imp.search_each(as_id, &sc.gfns, answers);
+            }
+            for (k, &gfn) in sc.gfns.iter().enumerate() {
                 self.stats.probes += 1;
-                found.clear();
-                found.extend(self.impls.iter_mut().map(|i| i.search(as_id, gfn)));
-                if !all_equal(&found) {
-                    let details = self.lines(&found, |f| found_text(f.as_ref()));
+                sc.found.clear();
+                sc.found.extend(sc.searches.iter().map(|a| a[k].0));
+                if !all_equal(&sc.found) {
+                    let details = self.lines(&sc.found, |f| found_text(f.as_ref()));
                     findings.push((
                         format!("lookup gfn {gfn:#x} in AS {as_id} (probe)"),
                         details,
                     ));
                     break 'probes;
                 }
-                after.clear();
-                after.extend(self.impls.iter_mut().map(|i| i.compared_lru(as_id)));
-                let mut known = after.iter().flatten();
+                sc.after.clear();
+                sc.after.extend(sc.searches.iter().map(|a| a[k].1));
+                let mut known = sc.after.iter().flatten();
                 let first = known.next();
                 if !known.all(|l| Some(l) == first) {
-                    let details = self.lines(&after, |l| lru_text(*l));
+                    let details = self.lines(&sc.after, |l| lru_text(*l));
                     findings.push((
                         format!("LRU hint of AS {as_id} after probe lookup gfn {gfn:#x}"),
                         details,
@@ -757,12 +808,16 @@ impl Runner {
                     break 'probes;
                 }
             }
-            for &id in &ids {
+            sc.id_answers.resize_with(n, Vec::new);
+            for (imp, answers) in self.impls.iter_mut().zip(sc.id_answers.iter_mut()) {
+                imp.id_to_memslot_each(as_id, &sc.ids, answers);
+            }
+            for (k, &id) in sc.ids.iter().enumerate() {
                 self.stats.probes += 1;
-                found.clear();
-                found.extend(self.impls.iter_mut().map(|i| i.id_to_memslot(as_id, id)));
-                if !all_equal(&found) {
-                    let details = self.lines(&found, |f| found_text(f.as_ref()));
+                sc.found.clear();
+                sc.found.extend(sc.id_answers.iter().map(|a| a[k]));
+                if !all_equal(&sc.found) {
+                    let details = self.lines(&sc.found, |f| found_text(f.as_ref()));
                     findings.push((
                         format!("id_to_memslot of id {id} in AS {as_id} (probe)"),
                         details,
@@ -775,29 +830,31 @@ impl Runner {
             if !matches!(op, Op::Set(_) | Op::KSet(_)) {
                 break 'probes;
             }
-            let (gfn_ranges, hva_ranges) = range_points(layout, before, op);
-            let queries = gfn_ranges
+            range_points(layout, before, op, &mut sc.gfn_ranges, &mut sc.hva_ranges);
+            sc.answers.resize_with(self.impls.len(), Default::default);
+            let queries = sc
+                .gfn_ranges
                 .iter()
                 .map(|&r| (false, r))
-                .chain(hva_ranges.iter().map(|&r| (true, r)));
+                .chain(sc.hva_ranges.iter().map(|&r| (true, r)));
             for (hva, (start, end)) in queries {
                 self.stats.probes += 1;
-                let answers: Vec<Option<Vec<i32>>> = self
-                    .impls
-                    .iter_mut()
-                    .map(|i| {
-                        if hva {
-                            i.hva_range(as_id, start, end)
+                for (imp, (answered, ids)) in self.impls.iter_mut().zip(sc.answers.iter_mut()) {
+                    *answered = if hva {
+                        imp.hva_range(as_id, start, end, ids)
+                    } else {
+                        imp.gfn_range(as_id, start, end, ids)
+                    };
+                }
+                let mut known = sc.answers.iter().filter(|a| a.0).map(|a| &a.1);
+                let first = known.next();
+                if !known.all(|ids| Some(ids) == first) {
+                    let details = self.lines(&sc.answers, |(answered, ids)| {
+                        if *answered {
+                            format!("{ids:?}")
                         } else {
-                            i.gfn_range(as_id, start, end)
+                            "(not supported)".to_string()
                         }
-                    })
-                    .collect();
-                let known: Vec<&Vec<i32>> = answers.iter().flatten().collect();
-                if !all_equal(&known) {
-                    let details = self.lines(&answers, |a| match a {
-                        Some(ids) => format!("{ids:?}"),
-                        None => "(not supported)".to_string(),
                     });
                     let what = if hva { "host addresses" } else { "GFNs" };
                     findings.push((
@@ -808,12 +865,13 @@ impl Runner {
                 }
             }
         }
-        for (imp, lru) in self.impls.iter_mut().zip(&lrus) {
+        for (imp, lru) in self.impls.iter_mut().zip(&sc.lrus) {
             if let Some(lru) = lru {
                 imp.set_lru(as_id, *lru);
             }
         }
-        self.check_warns(&warns, findings);
+        self.check_warns(&sc.probe_warns, findings);
+        self.scratch = sc;
     }
 
     fn trace(&mut self, step: usize, op: &Op, verdicts: &[Verdict]) -> StepTrace {
@@ -901,22 +959,35 @@ fn apply(imp: &mut dyn Implementation, op: &Op) -> Verdict {
 /// The GFNs and ids to probe after `op`. Small layouts are probed everywhere; large ones
 /// around the slots the operation touched (`before` is the layout before it), plus 0 and the
 /// top of the GFN space.
-pub fn probe_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Vec<u64>, Vec<u16>) {
-    let mut gfns = vec![0, 1, MAX_GFN, u64::MAX >> 12, u64::MAX];
-    let mut ids: Vec<u16> = vec![0, 1, 508, 509, 510, 511, 512, u16::MAX];
+pub fn probe_points(
+    layout: &[ApiSlot],
+    before: &[ApiSlot],
+    op: &Op,
+    gfns: &mut Vec<u64>,
+    ids: &mut Vec<u16>,
+) {
+    gfns.clear();
+    gfns.extend([0, 1, MAX_GFN, u64::MAX >> 12, u64::MAX]);
+    ids.clear();
+    ids.extend([0, 1, 508, 509, 510, 511, 512, u16::MAX]);
     match op {
         Op::Set(r) | Op::KSet(r) => ids.push(r.id()),
         Op::Id { id, .. } => ids.push(*id),
         _ => {}
     }
-    let chosen: Vec<usize> = if layout.len() <= PROBE_ALL_LIMIT {
-        (0..layout.len()).collect()
-    } else {
-        let mut near = Vec::new();
+    // The slots to probe around: all of them, or (at most 5 places, 3 slots each) near
+    // what the operation touched.
+    let mut near = [0usize; 15];
+    let mut chosen = 0;
+    let all = layout.len() <= PROBE_ALL_LIMIT;
+    if !all {
         let mut around = |gfn: u64| {
             // First index whose base is <= gfn, and its neighbours.
             let i = layout.partition_point(|s| s.base_gfn > gfn);
-            near.extend(i.saturating_sub(1)..(i + 2).min(layout.len()));
+            for k in i.saturating_sub(1)..(i + 2).min(layout.len()) {
+                near[chosen] = k;
+                chosen += 1;
+            }
         };
         match op {
             Op::Set(r) | Op::KSet(r) => {
@@ -933,11 +1004,14 @@ pub fn probe_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Vec<u64
         }
         around(0);
         around(MAX_GFN);
-        near.sort_unstable();
-        near.dedup();
-        near
-    };
-    for &i in &chosen {
+        near[..chosen].sort_unstable();
+    }
+    let chosen = if all { 0..layout.len() } else { 0..chosen };
+    for k in chosen {
+        let i = if all { k } else { near[k] };
+        if !all && k > 0 && near[k - 1] == i {
+            continue;
+        }
         let s = &layout[i];
         let end = s.base_gfn.saturating_add(s.npages);
         gfns.extend([s.base_gfn, end - 1, s.base_gfn.wrapping_sub(1), end]);
@@ -953,7 +1027,6 @@ pub fn probe_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Vec<u64
     gfns.dedup();
     ids.sort_unstable();
     ids.dedup();
-    (gfns, ids)
 }
 
 /// Half-open ranges `[start, end)` to query.
@@ -963,10 +1036,18 @@ pub type Ranges = Vec<(u64, u64)>;
 /// as the ids they return, in walk order): the whole space, and around what the operation
 /// named and the slot it changed: the request's own range, a page either side of its start
 /// and of its end, the old slot's range; for a lookup, its GFN alone. A handful each.
-pub fn range_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Ranges, Ranges) {
+pub fn range_points(
+    layout: &[ApiSlot],
+    before: &[ApiSlot],
+    op: &Op,
+    gfns: &mut Ranges,
+    hvas: &mut Ranges,
+) {
     const PAGE: u64 = 1 << 12;
-    let mut gfns = vec![(0, u64::MAX)];
-    let mut hvas = vec![(0, u64::MAX)];
+    gfns.clear();
+    gfns.push((0, u64::MAX));
+    hvas.clear();
+    hvas.push((0, u64::MAX));
     let mut around = |s: &ApiSlot| {
         let end = s.base_gfn.saturating_add(s.npages);
         gfns.push((s.base_gfn, end));
@@ -1006,7 +1087,6 @@ pub fn range_points(layout: &[ApiSlot], before: &[ApiSlot], op: &Op) -> (Ranges,
     gfns.dedup();
     hvas.sort_unstable();
     hvas.dedup();
-    (gfns, hvas)
 }
 
 /// The per-entry part of [`check_snapshot`] on an array in the ports' copy format: npages > 0,

@@ -184,6 +184,57 @@ API_GUARDED(id_to_memslot,
 	    (struct kvm *kvm, int as_id, int id, struct memslot_api_slot *out),
 	    (kvm, as_id, id, out))
 
+/*
+ * search_memslots() at gfns[0..n) in turn, as the harness's probes ask: the index found (-1
+ * for none) into index[i], the slot into out[i], and the LRU hint after the lookup into
+ * lru[i]. One crossing for a whole round of probes instead of three per lookup.
+ */
+static int api_search_each(struct kvm *kvm, int as_id, const uint64_t *gfns, int n,
+			   struct memslot_api_slot *out, int32_t *index, int32_t *lru)
+{
+	struct kvm_memslots *slots;
+	struct kvm_memory_slot *slot;
+	int i;
+
+	if (!api_as_id_ok(as_id) || n < 0)
+		return -EINVAL;
+	slots = __kvm_memslots(kvm, as_id);
+	for (i = 0; i < n; i++) {
+		slot = search_memslots(slots, gfns[i]);
+		index[i] = slot ? (int32_t)(slot - slots->memslots) : -1;
+		if (slot)
+			api_copy_slot(&out[i], slot);
+		lru[i] = atomic_read(&slots->lru_slot);
+	}
+	return n;
+}
+
+API_GUARDED(search_each,
+	    (struct kvm *kvm, int as_id, const uint64_t *gfns, int n,
+	     struct memslot_api_slot *out, int32_t *index, int32_t *lru),
+	    (kvm, as_id, gfns, n, out, index, lru))
+
+/* id_to_memslot() for ids[0..n), as api_id_to_memslot() answers each (-1: none). */
+static int api_id_to_memslot_each(struct kvm *kvm, int as_id, const int32_t *ids, int n,
+				  struct memslot_api_slot *out, int32_t *index)
+{
+	int i;
+
+	if (n < 0)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		index[i] = api_id_to_memslot(kvm, as_id, ids[i], &out[i]);
+		if (index[i] < 0)
+			index[i] = -1;
+	}
+	return n;
+}
+
+API_GUARDED(id_to_memslot_each,
+	    (struct kvm *kvm, int as_id, const int32_t *ids, int n,
+	     struct memslot_api_slot *out, int32_t *index),
+	    (kvm, as_id, ids, n, out, index))
+
 /* The ids kvm_for_each_memslot() visits, in order; returns how many. */
 static int api_for_each_memslot(struct kvm *kvm, int as_id, int16_t *ids, int cap)
 {

@@ -103,6 +103,13 @@ struct kvm;
 					     struct memslot_api_slot *out);                   \
 	int memslot_##port##_id_to_memslot(struct kvm *kvm, int as_id, int id,                \
 					   struct memslot_api_slot *out);                     \
+	int memslot_##port##_search_each(struct kvm *kvm, int as_id, const uint64_t *gfns,    \
+					 int n, struct memslot_api_slot *out, int32_t *index, \
+					 int32_t *lru);                                       \
+	int memslot_##port##_id_to_memslot_each(struct kvm *kvm, int as_id,                   \
+						const int32_t *ids, int n,                    \
+						struct memslot_api_slot *out,                 \
+						int32_t *index);                              \
 	int memslot_##port##_for_each_memslot(struct kvm *kvm, int as_id, int16_t *ids,       \
 					      int cap);                                       \
 	int memslot_##port##_gfn_range_memslots(struct kvm *kvm, int as_id, uint64_t start,   \

@@ -96,6 +96,17 @@ pub struct PortFns {
     pub set_memory_region: unsafe extern "C" fn(*mut Kvm, *const MemslotApiRegion) -> i32,
     pub search_memslots: unsafe extern "C" fn(*mut Kvm, i32, u64, *mut MemslotApiSlot) -> i32,
     pub id_to_memslot: unsafe extern "C" fn(*mut Kvm, i32, i32, *mut MemslotApiSlot) -> i32,
+    pub search_each: unsafe extern "C" fn(
+        *mut Kvm,
+        i32,
+        *const u64,
+        i32,
+        *mut MemslotApiSlot,
+        *mut i32,
+        *mut i32,
+    ) -> i32,
+    pub id_to_memslot_each:
+        unsafe extern "C" fn(*mut Kvm, i32, *const i32, i32, *mut MemslotApiSlot, *mut i32) -> i32,
     pub for_each_memslot: unsafe extern "C" fn(*mut Kvm, i32, *mut i16, i32) -> i32,
     pub gfn_range_memslots: unsafe extern "C" fn(*mut Kvm, i32, u64, u64, *mut i16, i32) -> i32,
     pub hva_range_memslots: unsafe extern "C" fn(*mut Kvm, i32, u64, u64, *mut i16, i32) -> i32,

@@ -363,6 +363,8 @@ pub struct PortVm {
     walk: Vec<i16>,
     /// Reused buffer for the range queries.
     ranges: Vec<i16>,
+    /// Reused buffers for the batched lookups: slots, indices, LRU hints.
+    batch: (Vec<ffi::MemslotApiSlot>, Vec<i32>, Vec<i32>),
 }
 
 // SAFETY: the C VM is owned by this value alone and the ports keep no global state
@@ -388,6 +390,7 @@ impl PortVm {
             ),
             walk: Vec::new(),
             ranges: Vec::new(),
+            batch: Default::default(),
         }
     }
 
@@ -475,6 +478,71 @@ impl PortVm {
         (index >= 0).then(|| (index, RawSlot::from(&out)))
     }
 
+    /// [`PortVm::search_memslots`] at each of `gfns` in turn, in one call into the port:
+    /// `(index, slot, LRU hint after the lookup)` for each (`None` where nothing was found,
+    /// or for all of them if the port faulted), into `out`.
+    pub fn search_each(
+        &mut self,
+        as_id: u16,
+        gfns: &[u64],
+        out: &mut Vec<(Option<(i32, RawSlot)>, i32)>,
+    ) {
+        let (mut slots, mut index, mut lru) = std::mem::take(&mut self.batch);
+        let n = gfns.len();
+        slots.resize(n, ffi::MemslotApiSlot::default());
+        index.resize(n, -1);
+        lru.resize(n, -1);
+        // SAFETY: every buffer holds `n` entries; the C side range-checks as_id.
+        let r = self.call(|f, kvm| unsafe {
+            (f.search_each)(
+                kvm,
+                as_id.into(),
+                gfns.as_ptr(),
+                n as i32,
+                slots.as_mut_ptr(),
+                index.as_mut_ptr(),
+                lru.as_mut_ptr(),
+            )
+        });
+        out.clear();
+        out.extend((0..n).map(|i| {
+            let hit = (r >= 0 && index[i] >= 0).then(|| (index[i], RawSlot::from(&slots[i])));
+            (hit, if r >= 0 { lru[i] } else { -1 })
+        }));
+        self.batch = (slots, index, lru);
+    }
+
+    /// [`PortVm::id_to_memslot`] for each of `ids`, in one call into the port, into `out`.
+    pub fn id_to_memslot_each(
+        &mut self,
+        as_id: u16,
+        ids: &[u16],
+        out: &mut Vec<Option<(i32, RawSlot)>>,
+    ) {
+        let (mut slots, mut index, mut wanted) = std::mem::take(&mut self.batch);
+        let n = ids.len();
+        slots.resize(n, ffi::MemslotApiSlot::default());
+        index.resize(n, -1);
+        wanted.clear();
+        wanted.extend(ids.iter().map(|&id| i32::from(id)));
+        // SAFETY: every buffer holds `n` entries; the C side range-checks as_id and each id.
+        let r = self.call(|f, kvm| unsafe {
+            (f.id_to_memslot_each)(
+                kvm,
+                as_id.into(),
+                wanted.as_ptr(),
+                n as i32,
+                slots.as_mut_ptr(),
+                index.as_mut_ptr(),
+            )
+        });
+        out.clear();
+        out.extend(
+            (0..n).map(|i| (r >= 0 && index[i] >= 0).then(|| (index[i], RawSlot::from(&slots[i])))),
+        );
+        self.batch = (slots, index, wanted);
+    }
+
     /// `id_to_memslot()`. The pre port returns an entry for every id below 512.
     pub fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<(i32, RawSlot)> {
         let mut out = ffi::MemslotApiSlot::default();
@@ -506,16 +574,27 @@ impl PortVm {
     /// The ids of the slots overlapping the GFN range `[start, end)`, in walk order: the
     /// linear walk of `kvm_zap_gfn_range()` (v5.6-v5.16). Empty for a bad AS.
     pub fn gfn_range_memslots(&mut self, as_id: u16, start: u64, end: u64) -> Vec<i16> {
-        self.range(as_id, start, end, false)
+        self.gfn_ranges(as_id, start, end).to_vec()
     }
 
     /// The ids of the slots whose host range overlaps `[start, end)`, in walk order: the
     /// linear walk of `kvm_handle_hva_range()` (v5.6-v5.16). Empty for a bad AS.
     pub fn hva_range_memslots(&mut self, as_id: u16, start: u64, end: u64) -> Vec<i16> {
+        self.hva_ranges(as_id, start, end).to_vec()
+    }
+
+    /// [`PortVm::gfn_range_memslots`] without the copy: a view of a buffer reused across
+    /// calls, valid until the next one.
+    pub fn gfn_ranges(&mut self, as_id: u16, start: u64, end: u64) -> &[i16] {
+        self.range(as_id, start, end, false)
+    }
+
+    /// [`PortVm::hva_range_memslots`] without the copy.
+    pub fn hva_ranges(&mut self, as_id: u16, start: u64, end: u64) -> &[i16] {
         self.range(as_id, start, end, true)
     }
 
-    fn range(&mut self, as_id: u16, start: u64, end: u64, hva: bool) -> Vec<i16> {
+    fn range(&mut self, as_id: u16, start: u64, end: u64, hva: bool) -> &[i16] {
         // A buffer kept across queries: no allocation of 512 entries per query.
         let mut ids = std::mem::take(&mut self.ranges);
         ids.resize(KVM_MEM_SLOTS_NUM, 0);
@@ -529,9 +608,8 @@ impl PortVm {
             };
             query(kvm, as_id.into(), start, end, ids.as_mut_ptr(), cap)
         });
-        let found = ids[..n.clamp(0, cap) as usize].to_vec();
         self.ranges = ids;
-        found
+        &self.ranges[..n.clamp(0, cap) as usize]
     }
 
     /// The ids `kvm_for_each_memslot()` visits, in order, as an owned copy of [`PortVm::walk`].

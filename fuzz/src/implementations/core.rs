@@ -92,9 +92,13 @@ pub(super) fn request_rc(
     }
 }
 
-/// The ids of slots, in their order (the range queries' answers).
-pub(super) fn ids<'a>(slots: impl IntoIterator<Item = &'a MemorySlot>) -> Vec<i32> {
-    slots.into_iter().map(|s| i32::from(s.id)).collect()
+/// The ids of slots, in their order, into `out` (the range queries' answers); `false` if
+/// there are none to give (no such address space).
+pub(super) fn ids(slots: Option<Vec<&MemorySlot>>, out: &mut Vec<i32>) -> bool {
+    out.clear();
+    let Some(slots) = slots else { return false };
+    out.extend(slots.into_iter().map(|s| i32::from(s.id)));
+    true
 }
 
 /// `memslot_core::Error` in the words both the core adapter and the oracle use.
@@ -161,12 +165,12 @@ impl Implementation for CoreImpl {
         space.index_of(id).map(|i| found(space, i))
     }
 
-    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
-        Some(ids(self.space(as_id)?.in_gfn_range(start, end)))
+    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
+        ids(self.space(as_id).map(|s| s.in_gfn_range(start, end)), out)
     }
 
-    fn hva_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
-        Some(ids(self.space(as_id)?.in_hva_range(start, end)))
+    fn hva_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
+        ids(self.space(as_id).map(|s| s.in_hva_range(start, end)), out)
     }
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {

@@ -110,14 +110,40 @@ pub trait Implementation {
     fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found>;
     /// `id_to_memslot`, normalised: `None` for an absent id, an out-of-range id or AS.
     fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found>;
-    /// The ids of the slots overlapping GFNs `[start, end)`, in walk order (`None`: the
-    /// implementation cannot answer, it is left out of the comparison).
-    fn gfn_range(&mut self, _as_id: u16, _start: u64, _end: u64) -> Option<Vec<i32>> {
-        None
+    /// [`Implementation::search`] at each of `gfns` in turn, each answer with the compared
+    /// LRU hint after it ([`Implementation::compared_lru`]), into `out` (cleared first): a
+    /// round of probes in one call, so that an implementation behind a foreign call crosses
+    /// once, not twice per lookup.
+    fn search_each(
+        &mut self,
+        as_id: u16,
+        gfns: &[u64],
+        out: &mut Vec<(Option<Found>, Option<i64>)>,
+    ) {
+        out.clear();
+        for &gfn in gfns {
+            let found = self.search(as_id, gfn);
+            out.push((found, self.compared_lru(as_id)));
+        }
     }
-    /// The ids of the slots whose host range overlaps `[start, end)`, in walk order.
-    fn hva_range(&mut self, _as_id: u16, _start: u64, _end: u64) -> Option<Vec<i32>> {
-        None
+    /// [`Implementation::id_to_memslot`] for each of `ids`, into `out` (cleared first).
+    fn id_to_memslot_each(&mut self, as_id: u16, ids: &[u16], out: &mut Vec<Option<Found>>) {
+        out.clear();
+        for &id in ids {
+            let found = self.id_to_memslot(as_id, id);
+            out.push(found);
+        }
+    }
+    /// The ids of the slots overlapping GFNs `[start, end)`, in walk order, into `out`
+    /// (cleared first; a buffer the runner reuses). `false`: the implementation cannot answer,
+    /// it is left out of the comparison.
+    fn gfn_range(&mut self, _as_id: u16, _start: u64, _end: u64, _out: &mut Vec<i32>) -> bool {
+        false
+    }
+    /// The ids of the slots whose host range overlaps `[start, end)`, in walk order, as
+    /// [`Implementation::gfn_range`].
+    fn hva_range(&mut self, _as_id: u16, _start: u64, _end: u64, _out: &mut Vec<i32>) -> bool {
+        false
     }
     /// Generation and used_slots only (cheap), for `as_id` < 2.
     fn summary(&mut self, as_id: u16) -> (u64, i64);

@@ -332,15 +332,19 @@ fn intersecting(
     range: impl Fn(&Slot) -> (u128, u128),
     start: u64,
     end: u64,
-) -> Vec<i32> {
-    array
-        .iter()
-        .filter(|s| {
-            let (first, last) = range(s);
-            first.max(u128::from(start)) < last.min(u128::from(end))
-        })
-        .map(|s| s.id)
-        .collect()
+    out: &mut Vec<i32>,
+) -> bool {
+    out.clear();
+    out.extend(
+        array
+            .iter()
+            .filter(|s| {
+                let (first, last) = range(s);
+                first.max(u128::from(start)) < last.min(u128::from(end))
+            })
+            .map(|s| s.id),
+    );
+    true
 }
 
 impl Implementation for Oracle {
@@ -385,22 +389,26 @@ impl Implementation for Oracle {
     }
 
     /// Every slot in array order whose pages intersect `[start, end)`.
-    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
-        let space = self.spaces.get(usize::from(as_id))?;
+    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
+        let Some(space) = self.spaces.get(usize::from(as_id)) else {
+            return false;
+        };
         let pages = |s: &Slot| (u128::from(s.base_gfn), u128::from(s.base_gfn + s.npages));
-        Some(intersecting(&space.array, pages, start, end))
+        intersecting(&space.array, pages, start, end, out)
     }
 
     /// Every slot in array order whose host bytes intersect `[start, end)`; a host range that
     /// would pass 2^64 ends there.
-    fn hva_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
-        let space = self.spaces.get(usize::from(as_id))?;
+    fn hva_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
+        let Some(space) = self.spaces.get(usize::from(as_id)) else {
+            return false;
+        };
         let bytes = |s: &Slot| {
             let first = u128::from(s.userspace_addr);
             let last = first + (u128::from(s.npages) << PAGE_SHIFT);
             (first, last.min(u128::from(u64::MAX)))
         };
-        Some(intersecting(&space.array, bytes, start, end))
+        intersecting(&space.array, bytes, start, end, out)
     }
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {

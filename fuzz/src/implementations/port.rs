@@ -19,6 +19,9 @@ pub struct PortImpl {
     last: Option<(u16, RawState)>,
     /// Entries of the last [`Implementation::quick`] copy that are below used_slots.
     quick_used: usize,
+    /// Buffers for the batched lookups' raw answers.
+    hits: Vec<(Option<(i32, RawSlot)>, i32)>,
+    id_hits: Vec<Option<(i32, RawSlot)>>,
 }
 
 impl PortImpl {
@@ -29,6 +32,8 @@ impl PortImpl {
             used_hint: [0; KVM_ADDRESS_SPACE_NUM as usize],
             last: None,
             quick_used: 0,
+            hits: Vec::new(),
+            id_hits: Vec::new(),
         }
     }
 
@@ -153,16 +158,58 @@ impl Implementation for PortImpl {
         self.found(hit)
     }
 
-    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+    fn search_each(
+        &mut self,
+        as_id: u16,
+        gfns: &[u64],
+        out: &mut Vec<(Option<Found>, Option<i64>)>,
+    ) {
         self.last = None;
-        let ids = self.vm.gfn_range_memslots(as_id, start, end);
-        Some(ids.into_iter().map(i32::from).collect())
+        let mut hits = std::mem::take(&mut self.hits);
+        self.vm.search_each(as_id, gfns, &mut hits);
+        let compares_lru = self.compares_lru();
+        out.clear();
+        out.extend(hits.iter().map(|(hit, lru)| {
+            let found = hit.map(|(index, raw)| Found {
+                index: i64::from(index),
+                slot: Some(slot(&raw)),
+            });
+            (found, compares_lru.then_some(i64::from(*lru)))
+        }));
+        self.hits = hits;
     }
 
-    fn hva_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
+    fn id_to_memslot_each(&mut self, as_id: u16, ids: &[u16], out: &mut Vec<Option<Found>>) {
         self.last = None;
-        let ids = self.vm.hva_range_memslots(as_id, start, end);
-        Some(ids.into_iter().map(i32::from).collect())
+        let mut hits = std::mem::take(&mut self.id_hits);
+        self.vm.id_to_memslot_each(as_id, ids, &mut hits);
+        out.clear();
+        out.extend(hits.iter().map(|hit| hit.and_then(|h| self.found(h))));
+        self.id_hits = hits;
+    }
+
+    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
+        self.last = None;
+        out.clear();
+        out.extend(
+            self.vm
+                .gfn_ranges(as_id, start, end)
+                .iter()
+                .map(|&id| i32::from(id)),
+        );
+        true
+    }
+
+    fn hva_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
+        self.last = None;
+        out.clear();
+        out.extend(
+            self.vm
+                .hva_ranges(as_id, start, end)
+                .iter()
+                .map(|&id| i32::from(id)),
+        );
+        true
     }
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {

@@ -21,7 +21,15 @@ pub struct TreeImpl {
     reason: Option<String>,
     /// The walk of the last [`Implementation::quick`] call, in the ports' copy format.
     packed: Vec<ApiSlot>,
+    /// Per address space, its walk as `(base_gfn, slot address)`, for the ranks lookups
+    /// report; built by the first lookup after a request (only requests change a walk: the
+    /// lookups take `&self`), so that a rank costs a binary search, not a walk.
+    ranks: [Ranks; 2],
 }
+
+/// A walk as `(base_gfn, slot address)`, highest base first, and whether its bases strictly
+/// descend; `None` until a lookup needs it.
+type Ranks = Option<(Vec<(u64, usize)>, bool)>;
 
 impl TreeImpl {
     pub fn new() -> TreeImpl {
@@ -29,6 +37,7 @@ impl TreeImpl {
             vm: Vm::with_backend(ArchLimits::X86_64),
             reason: None,
             packed: Vec::new(),
+            ranks: [None, None],
         }
     }
 
@@ -44,9 +53,27 @@ impl Default for TreeImpl {
 }
 
 /// The slot with its rank in the walk: the index the array would hold it at (-1 if the walk
-/// does not hold that very slot, which the comparison then shows).
-fn found(space: &TreeMemslots, s: &MemorySlot) -> Found {
-    let rank = space.walk().position(|w| std::ptr::eq(w, s));
+/// does not hold that very slot, which the comparison then shows). `ranks` caches the walk.
+fn found(space: &TreeMemslots, ranks: &mut Ranks, s: &MemorySlot) -> Found {
+    let ranks = ranks.get_or_insert_with(|| {
+        let walk: Vec<(u64, usize)> = space
+            .walk()
+            .map(|w| (w.base_gfn, w as *const MemorySlot as usize))
+            .collect();
+        let descending = walk.windows(2).all(|w| w[0].0 > w[1].0);
+        (walk, descending)
+    });
+    let (walk, descending) = (&ranks.0, ranks.1);
+    let address = s as *const MemorySlot as usize;
+    // The first rank holding this very slot, as `walk().position()` finds it. With distinct
+    // bases, a slot can only be at the one rank holding its base (the walk reads the base
+    // from the slot itself): a binary search.
+    let rank = if descending {
+        let at = walk.partition_point(|&(base, _)| base > s.base_gfn);
+        walk.get(at).filter(|&&(_, a)| a == address).map(|_| at)
+    } else {
+        walk.iter().position(|&(_, a)| a == address)
+    };
     Found {
         index: rank.map_or(-1, |r| r as i64),
         slot: Some(slot(s)),
@@ -59,10 +86,12 @@ impl Implementation for TreeImpl {
     }
 
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
+        self.ranks = [None, None];
         request_rc(&mut self.reason, self.vm.set_user_memory_region(&region(r)))
     }
 
     fn set_memory_region(&mut self, r: &Region) -> i32 {
+        self.ranks = [None, None];
         request_rc(&mut self.reason, self.vm.set_memory_region(&region(r)))
     }
 
@@ -71,21 +100,23 @@ impl Implementation for TreeImpl {
     }
 
     fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found> {
-        let space = self.space(as_id)?;
-        space.search(gfn).map(|s| found(space, s))
+        let space = self.vm.memslots(as_id)?;
+        let ranks = &mut self.ranks[usize::from(as_id)];
+        space.search(gfn).map(|s| found(space, ranks, s))
     }
 
     fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found> {
-        let space = self.space(as_id)?;
-        space.id_to_memslot(id).map(|s| found(space, s))
+        let space = self.vm.memslots(as_id)?;
+        let ranks = &mut self.ranks[usize::from(as_id)];
+        space.id_to_memslot(id).map(|s| found(space, ranks, s))
     }
 
-    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
-        Some(ids(self.space(as_id)?.in_gfn_range(start, end)))
+    fn gfn_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
+        ids(self.space(as_id).map(|s| s.in_gfn_range(start, end)), out)
     }
 
-    fn hva_range(&mut self, as_id: u16, start: u64, end: u64) -> Option<Vec<i32>> {
-        Some(ids(self.space(as_id)?.in_hva_range(start, end)))
+    fn hva_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
+        ids(self.space(as_id).map(|s| s.in_hva_range(start, end)), out)
     }
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {
@@ -94,14 +125,19 @@ impl Implementation for TreeImpl {
     }
 
     fn snapshot_into(&mut self, as_id: u16, full: bool, out: &mut SpaceSnapshot) {
-        let space = self.space(as_id).expect("address space");
+        let space = self.vm.memslots(as_id).expect("address space");
+        let mut ranks = self.ranks[usize::from(as_id)].take();
         out.generation = space.generation();
         out.used_slots = space.used_slots() as i64;
         out.slots.clear();
         out.slots.extend(space.walk().map(slot));
         out.index.clear();
         // The index of an id: the rank of the slot its hash entry holds.
-        let index = |id: u16| space.id_to_memslot(id).map(|s| found(space, s).index);
+        let mut index = |id: u16| {
+            space
+                .id_to_memslot(id)
+                .map(|s| found(space, &mut ranks, s).index)
+        };
         if full {
             out.index
                 .extend((0..KVM_MEM_SLOTS_NUM).filter_map(|id| index(id).map(|i| (id, i))));
@@ -113,6 +149,7 @@ impl Implementation for TreeImpl {
         out.walk.clear();
         out.walk.extend(space.walk().map(|s| i32::from(s.id)));
         out.lru = None;
+        self.ranks[usize::from(as_id)] = ranks;
     }
 
     fn lru(&mut self, as_id: u16) -> Option<i64> {
