@@ -199,24 +199,29 @@ impl<V> IntervalTree<V> {
         out
     }
 
-    /// Calls `f(key, end, value)` for every interval in key order, without collecting them.
-    pub(crate) fn for_each<'a>(&'a self, mut f: impl FnMut(Key, u64, &'a V)) {
-        fn walk<'a, V>(l: &'a Link<V>, f: &mut impl FnMut(Key, u64, &'a V)) {
-            if let Some(n) = l {
-                walk(&n.left, f);
-                f(n.key, n.end, &n.value);
-                walk(&n.right, f);
-            }
-        }
-        walk(&self.root, &mut f);
-    }
-
     /// The treap's own invariants: keys in order, heap-ordered priorities, correct `max_end`
     /// and length.
+    #[cfg(test)]
     pub(crate) fn check(&self) -> Result<(), String> {
-        fn check<V>(l: &Link<V>, lo: Option<Key>, hi: Option<Key>) -> Result<usize, String> {
-            let Some(n) = l else { return Ok(0) };
-            if lo.is_some_and(|lo| n.key <= lo) || hi.is_some_and(|hi| n.key >= hi) {
+        self.check_each(|_, _, _| {})
+    }
+
+    /// [`IntervalTree::check`], calling `f(key, end, value)` for every interval in key order
+    /// on the way: the invariants and a caller's per-entry checks in one walk.
+    pub(crate) fn check_each<'a>(
+        &'a self,
+        mut f: impl FnMut(Key, u64, &'a V),
+    ) -> Result<(), String> {
+        /// In order, so that "every key above the one before" is the search-tree order.
+        fn walk<'a, V>(
+            l: &'a Link<V>,
+            prev: &mut Option<Key>,
+            count: &mut usize,
+            f: &mut impl FnMut(Key, u64, &'a V),
+        ) -> Result<(), String> {
+            let Some(n) = l else { return Ok(()) };
+            walk(&n.left, prev, count, f)?;
+            if prev.is_some_and(|p| n.key <= p) {
                 return Err(format!("hva tree: key {:?} out of order", n.key));
             }
             for child in [&n.left, &n.right].into_iter().flatten() {
@@ -231,11 +236,15 @@ impl<V> IntervalTree<V> {
             if n.max_end != n.end.max(sub(&n.left)).max(sub(&n.right)) {
                 return Err(format!("hva tree: max_end of {:?} is stale", n.key));
             }
-            Ok(1 + check(&n.left, lo, Some(n.key))? + check(&n.right, Some(n.key), hi)?)
+            *prev = Some(n.key);
+            *count += 1;
+            f(n.key, n.end, &n.value);
+            walk(&n.right, prev, count, f)
         }
-        let n = check(&self.root, None, None)?;
-        if n != self.len {
-            return Err(format!("hva tree: {n} nodes, length {}", self.len));
+        let mut count = 0;
+        walk(&self.root, &mut None, &mut count, &mut f)?;
+        if count != self.len {
+            return Err(format!("hva tree: {count} nodes, length {}", self.len));
         }
         Ok(())
     }

@@ -249,14 +249,13 @@ impl SlotSet {
             // counts equal): the cache names one of them if it names one of these.
             cached_found |= ptr::eq(Arc::as_ptr(s), cached);
         }
-        self.hva_tree.check()?;
         let mut misfiled = None;
-        self.hva_tree.for_each(|(start, id), end, s| {
+        self.hva_tree.check_each(|(start, id), end, s| {
             let hashed = self.id_hash.get(&id).is_some_and(|h| Arc::ptr_eq(h, s));
             if misfiled.is_none() && (!hashed || start != s.userspace_addr || end != hva_end(s)) {
                 misfiled = Some(id);
             }
-        });
+        })?;
         if let Some(id) = misfiled {
             return Err(format!("slot {id} filed wrongly in the hva tree"));
         }
