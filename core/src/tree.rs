@@ -502,11 +502,10 @@ impl MemslotSet for TreeMemslots {
         if self.pending.is_some() {
             return Err("a DELETE or MOVE left half done".to_string());
         }
-        let (a, b) = (&self.sets[0].id_hash, &self.sets[1].id_hash);
-        if a.len() != b.len()
-            || a.iter()
-                .any(|(id, s)| !b.get(id).is_some_and(|t| Arc::ptr_eq(s, t)))
-        {
+        // Each set's GFN tree holds exactly the slots its id hash does (checked above), so
+        // the id hashes agree exactly when the GFN trees hold the same slots in order.
+        let (a, b) = (&self.sets[0].gfn_tree, &self.sets[1].gfn_tree);
+        if a.len() != b.len() || !a.values().zip(b.values()).all(|(s, t)| Arc::ptr_eq(s, t)) {
             return Err("the active and inactive sets hold different slots".to_string());
         }
         let inactive = &self.sets[self.active ^ 1];

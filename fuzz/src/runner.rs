@@ -298,9 +298,18 @@ pub struct Runner {
     scratch: Scratch,
 }
 
-/// The probes' working buffers, kept by the runner so that a step allocates nothing.
+thread_local! {
+    /// The buffers of the last finished run, for the next one on this thread (a fuzzer runs
+    /// one program after another: their buffers are grown once).
+    static SCRATCH: std::cell::Cell<Option<Scratch>> = const { std::cell::Cell::new(None) };
+}
+
+/// The runner's working buffers, kept from step to step (and run to run, see [`SCRATCH`]) so
+/// that a step allocates nothing.
 #[derive(Default)]
 struct Scratch {
+    /// Every implementation's answer to the step's operation.
+    verdicts: Vec<Verdict>,
     /// Each implementation's WARN count before the step, and before the probes.
     warns: Vec<u64>,
     probe_warns: Vec<u64>,
@@ -339,7 +348,7 @@ impl Runner {
             snaps: Vec::new(),
             quicks: Vec::new(),
             requested: vec![false; n],
-            scratch: Scratch::default(),
+            scratch: SCRATCH.with(|pool| pool.take()).unwrap_or_default(),
         }
     }
 
@@ -355,7 +364,8 @@ impl Runner {
             let step = i + 1;
             let full = self.opts.full_check_every > 0 && step % self.opts.full_check_every == 0;
             let full = full || step == ops.len();
-            let (verdicts, findings, shown) = self.step(op, full);
+            let (findings, shown) = self.step(op, full);
+            let verdicts = std::mem::take(&mut self.scratch.verdicts);
             if self.opts.record {
                 trace.push(self.trace(step, op, &verdicts));
             }
@@ -367,6 +377,7 @@ impl Runner {
                     trace,
                 };
             }
+            self.scratch.verdicts = verdicts;
         }
         RunResult {
             stats: self.finish(),
@@ -376,6 +387,8 @@ impl Runner {
     }
 
     fn finish(mut self) -> Stats {
+        let scratch = std::mem::take(&mut self.scratch);
+        SCRATCH.with(|pool| pool.set(Some(scratch)));
         self.stats.end = (0..KVM_ADDRESS_SPACE_NUM)
             .map(|as_id| {
                 let (generation, used) = self.impls[0].summary(as_id);
@@ -385,18 +398,16 @@ impl Runner {
         self.stats
     }
 
-    /// One operation on every implementation, then every comparison. Returns the verdicts,
-    /// what differs, and the address space the report should show.
-    fn step(&mut self, op: &Op, full: bool) -> (Vec<Verdict>, Findings, u16) {
+    /// One operation on every implementation, then every comparison. Leaves the verdicts in
+    /// `scratch.verdicts`; returns what differs and the address space the report should show.
+    fn step(&mut self, op: &Op, full: bool) -> (Findings, u16) {
         self.stats.steps += 1;
         let mut warns = std::mem::take(&mut self.scratch.warns);
         warns.clear();
         warns.extend(self.impls.iter().map(|i| i.warn_count()));
-        let verdicts: Vec<Verdict> = self
-            .impls
-            .iter_mut()
-            .map(|imp| apply(imp.as_mut(), op))
-            .collect();
+        let mut verdicts = std::mem::take(&mut self.scratch.verdicts);
+        verdicts.clear();
+        verdicts.extend(self.impls.iter_mut().map(|imp| apply(imp.as_mut(), op)));
         self.count(op, &verdicts[verdicts.len() - 1]);
 
         let mut findings = Findings::new();
@@ -408,11 +419,18 @@ impl Runner {
         if let Some(as_id) = touched.filter(|_| op.region().is_some()) {
             self.requested[usize::from(as_id)] = true;
         }
-        let spaces: Vec<u16> = if full {
+        // The address spaces to compare in full (at most both: no allocation).
+        let mut chosen = [0u16; KVM_ADDRESS_SPACE_NUM as usize];
+        let mut n = 0;
+        let mut choose = |as_id: u16| {
+            chosen[n] = as_id;
+            n += 1;
+        };
+        if full {
             // Address spaces no request ever named get the cheap comparison below.
             (0..KVM_ADDRESS_SPACE_NUM)
                 .filter(|&a| self.requested[usize::from(a)])
-                .collect()
+                .for_each(&mut choose);
         } else if reads_only {
             // A lookup can change nothing but the LRU hint: compare that, then probe.
             if let Some(as_id) = touched {
@@ -435,11 +453,11 @@ impl Runner {
                     self.layouts[usize::from(as_id)] = layout;
                 }
             }
-            Vec::new()
         } else {
-            touched.into_iter().collect()
-        };
-        for &as_id in &spaces {
+            touched.into_iter().for_each(&mut choose);
+        }
+        let spaces = &chosen[..n];
+        for &as_id in spaces {
             let a = usize::from(as_id);
             if let Some(q) = self.fast_compare(as_id, full) {
                 // Everything the slow path below compares and checks agrees: the array all
@@ -491,7 +509,8 @@ impl Runner {
             .find_map(|(aspect, _)| aspect_as(aspect))
             .or(touched)
             .unwrap_or(0);
-        (verdicts, findings, shown)
+        self.scratch.verdicts = verdicts;
+        (findings, shown)
     }
 
     /// The fast path: every implementation's [`Implementation::quick`] answer, the arrays
@@ -642,17 +661,12 @@ impl Runner {
     }
 
     fn compare_verdicts(&self, op: &Op, verdicts: &[Verdict], findings: &mut Findings) {
-        let codes: Vec<_> = verdicts
-            .iter()
-            .map(|v| match v {
-                Verdict::Rc { rc, .. } => Verdict::Rc {
-                    rc: *rc,
-                    reason: None,
-                },
-                other => other.clone(),
-            })
-            .collect();
-        if !all_equal(&codes) {
+        // The answers, reasons aside (compared below among those who give one).
+        let same = |a: &Verdict, b: &Verdict| match (a, b) {
+            (Verdict::Rc { rc: x, .. }, Verdict::Rc { rc: y, .. }) => x == y,
+            _ => a == b,
+        };
+        if !verdicts.windows(2).all(|w| same(&w[0], &w[1])) {
             let aspect = match op {
                 Op::Set(_) | Op::KSet(_) => "return code".to_string(),
                 Op::Lookup { as_id, gfn } => format!("lookup gfn {gfn:#x} in AS {as_id}"),
@@ -663,18 +677,21 @@ impl Runner {
             return;
         }
         // Same errno: the core and the oracle also name the validation step; they must agree.
-        let reasons: Vec<(&str, &String)> = self
-            .impls
-            .iter()
-            .zip(verdicts)
-            .filter_map(|(imp, v)| match v {
-                Verdict::Rc {
-                    reason: Some(r), ..
-                } => Some((imp.name(), r)),
-                _ => None,
-            })
-            .collect();
-        if reasons.windows(2).any(|w| w[0].1 != w[1].1) {
+        let reasons = || {
+            self.impls
+                .iter()
+                .zip(verdicts)
+                .filter_map(|(imp, v)| match v {
+                    Verdict::Rc {
+                        reason: Some(r), ..
+                    } => Some((imp.name(), r)),
+                    _ => None,
+                })
+        };
+        let mut given = reasons().map(|(_, r)| r);
+        let first = given.next();
+        if !given.all(|r| Some(r) == first) {
+            let reasons: Vec<(&str, &String)> = reasons().collect();
             let details = reasons.iter().map(|(n, r)| format!("{n:<7} {r}")).collect();
             findings.push((
                 "validation step that refused the request".to_string(),

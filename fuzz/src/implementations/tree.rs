@@ -184,19 +184,17 @@ impl Implementation for TreeImpl {
     fn quick(&mut self, as_id: u16) -> Option<Quick> {
         let space = self.vm.memslots(as_id)?;
         self.packed.clear();
-        let mut index_is_inverse = true;
-        for s in space.walk() {
-            self.packed.push(packed_slot(&slot(s)));
-            // The id hash holds the very slot the walk visits at this rank.
-            index_is_inverse &= space
-                .id_to_memslot(s.id)
-                .is_some_and(|h| std::ptr::eq(h, s));
-        }
+        self.packed
+            .extend(space.walk().map(|s| packed_slot(&slot(s))));
         Some(Quick {
             generation: space.generation(),
             used_slots: space.used_slots() as i64,
             lru: None,
-            index_is_inverse,
+            // That the id hash holds the very slot the walk visits at each rank is what
+            // `TreeMemslots::check_invariants` checks first (every GFN-tree slot is the one
+            // hashed under its id); `quick_invariants` runs it on every fast comparison, and a
+            // failure there sends the runner to the slow path as a `false` here would.
+            index_is_inverse: true,
             // `snapshot_into` takes the walk from `space.walk()`, like the array here.
             walk_is_array: true,
         })
