@@ -560,13 +560,17 @@ fn svg(results: &BTreeMap<Key, f64>, n: usize, machine: &str) -> String {
                 .any(|name| results.contains_key(&(op, n, name)))
         })
         .collect();
-    let values = ops.iter().flat_map(|&op| {
-        names
-            .iter()
-            .filter_map(move |name| results.get(&(op, n, name)))
-    });
-    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let (lo_exp, hi_exp) = (lo.log10().floor().min(0.0), hi.log10().ceil().max(1.0));
+    let slowest = ops
+        .iter()
+        .flat_map(|&op| {
+            names
+                .iter()
+                .filter_map(move |name| results.get(&(op, n, name)))
+        })
+        .fold(1.0, |hi: f64, &v| hi.max(v));
+    // The axis starts at 1 ns (a dynamic call and a compare already take that); a faster bar
+    // is drawn one pixel long.
+    let (lo_exp, hi_exp) = (0.0, slowest.log10().ceil().max(1.0));
     let x = |ns: f64| left + (ns.log10() - lo_exp) / (hi_exp - lo_exp) * plot_width;
     let group_height = title_row + bar * names.len() as f64 + 10.0;
     let top = 70.0;
@@ -604,7 +608,7 @@ fn svg(results: &BTreeMap<Key, f64>, n: usize, machine: &str) -> String {
             s,
             r##"<line x1="{tx}" y1="{top}" x2="{tx}" y2="{bottom}" stroke="#ddd"/><text x="{tx}" y="{}" text-anchor="middle" fill="#555">{}</text>"##,
             bottom + 14.0,
-            time(10f64.powi(e))
+            decade(e)
         );
     }
     for (g, &op) in ops.iter().enumerate() {
@@ -640,6 +644,12 @@ fn svg(results: &BTreeMap<Key, f64>, n: usize, machine: &str) -> String {
     }
     let _ = writeln!(s, "</svg>");
     s
+}
+
+/// An axis label for 10^e nanoseconds: `1 ns`, `10 µs`, ...
+fn decade(e: i32) -> String {
+    let unit = ["ns", "µs", "ms", "s"][(e / 3).clamp(0, 3) as usize];
+    format!("{} {unit}", 10u64.pow((e - 3 * (e / 3).clamp(0, 3)) as u32))
 }
 
 /// `target/bench/` (or `$CARGO_TARGET_DIR/bench/`).
