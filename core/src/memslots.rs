@@ -147,15 +147,9 @@ impl Memslots {
         if self.slots.get(lru).is_some_and(|s| self.hit(s, gfn)) {
             return Some(lru);
         }
-        let (mut lo, mut hi) = (0, self.slots.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if gfn >= self.slots[mid].base_gfn {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
+        // The kernel's binary search: the first index whose base is at or below gfn (bases
+        // descend). partition_point finds the same index without a branch per step.
+        let lo = self.slots.partition_point(|s| gfn < s.base_gfn);
         // lo == used_slots reads an npages == 0 entry in the kernel: a miss.
         if !self.slots.get(lo).is_some_and(|s| self.hit(s, gfn)) {
             return None;
