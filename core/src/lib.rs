@@ -34,5 +34,5 @@ pub use slot::{
     Change, MemorySlot, UserMemoryRegion, KVM_MEMSLOT_INVALID, KVM_MEM_LOG_DIRTY_PAGES,
     KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE,
 };
-pub use tree::{IdHasher, TreeMemslots, TreeWalk};
+pub use tree::{TreeMemslots, TreeWalk};
 pub use vm::{ArrayVm, TreeVm, Vm};

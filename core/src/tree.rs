@@ -6,8 +6,7 @@
 //! hash, a tree ordered by base GFN, an interval index over host addresses and a last-used-slot
 //! cache. Both sets point at the same slot objects (`Arc`s) between updates.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::iter::Rev;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
@@ -18,29 +17,58 @@ use crate::memslots::UpdateError;
 use crate::set::{hva_end, overlaps_hva, MemslotSet};
 use crate::slot::{Change, MemorySlot, KVM_MEMSLOT_INVALID};
 
-/// Hashes a slot id by one multiplication (Fibonacci hashing): ids are small dense integers,
-/// so SipHash's protection against chosen keys buys nothing and costs most of a lookup.
-#[derive(Default)]
-pub struct IdHasher(u64);
+type Slot = Arc<MemorySlot>;
 
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
+/// `id_hash`. The kernel hashes ids into buckets; ids here are dense integers below the set's
+/// `mem_slots_num`, so the table is indexed by the id itself: a hash whose function is the
+/// identity and which has no collisions. A lookup is one bounds check, where a general hash
+/// map probes a bucket group; the id hash is read on every `id_to_memslot` and, per slot, by
+/// every invariant check.
+#[derive(Clone, Debug, Default)]
+struct IdHash {
+    slots: Vec<Option<Slot>>,
+    len: usize,
+}
+
+impl IdHash {
+    fn get(&self, id: &u16) -> Option<&Slot> {
+        self.slots.get(usize::from(*id))?.as_ref()
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn contains_key(&self, id: &u16) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Files `slot` under `id`; returns the slot it displaces.
+    fn insert(&mut self, id: u16, slot: Slot) -> Option<Slot> {
+        let i = usize::from(id);
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, None);
         }
+        let old = self.slots[i].replace(slot);
+        self.len += usize::from(old.is_none());
+        old
     }
 
-    fn write_u16(&mut self, id: u16) {
-        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn remove(&mut self, id: &u16) -> Option<Slot> {
+        let old = self.slots.get_mut(usize::from(*id))?.take();
+        self.len -= usize::from(old.is_some());
+        old
+    }
+
+    fn len(&self) -> usize {
+        self.len
     }
 }
 
-type Slot = Arc<MemorySlot>;
-type IdHash = HashMap<u16, Slot, BuildHasherDefault<IdHasher>>;
+#[cfg(test)]
+impl std::ops::Index<&u16> for IdHash {
+    type Output = Slot;
+
+    fn index(&self, id: &u16) -> &Slot {
+        self.get(id).expect("id in the hash")
+    }
+}
 
 /// `last_used_slot`: a pointer to the slot, as in the kernel, so that a lookup it answers
 /// costs what the array's LRU probe costs. Atomic because lookups take `&self` and still

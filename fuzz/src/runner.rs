@@ -387,7 +387,11 @@ impl Runner {
     }
 
     fn finish(mut self) -> Stats {
-        let scratch = std::mem::take(&mut self.scratch);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        // Only empty buffers go back: a verdict's reason kept from one run to the next would
+        // be an allocation that outlives its run, which makes libFuzzer run the input a
+        // second time to look for a leak.
+        scratch.verdicts.clear();
         SCRATCH.with(|pool| pool.set(Some(scratch)));
         self.stats.end = (0..KVM_ADDRESS_SPACE_NUM)
             .map(|as_id| {
