@@ -268,3 +268,92 @@ fn lookup_below_all_512_slots_shows_the_ports_reading_past_the_array() {
     let (code, out, _) = memslot_diff(&["replay", &file]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// `throughput` measures every target over the same fixed inputs it writes out, and its
+/// profile accounts for generation, every implementation and the comparison.
+#[test]
+fn throughput_writes_its_fixed_inputs_and_measures_them() {
+    let dir = temp_dir("throughput");
+    let inputs = dir.join("inputs");
+    let (code, out, err) = memslot_diff(&[
+        "throughput",
+        "--targets",
+        "differential,update",
+        "--write-inputs",
+        inputs.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let count = |target: &str, prefix: &str| {
+        std::fs::read_dir(inputs.join(target))
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(prefix)
+            })
+            .count()
+    };
+    assert_eq!(count("differential", "generated-"), 256);
+    assert!(count("differential", "seeds-") >= 10);
+    assert_eq!(count("update", "seeds-"), 2);
+    // The same set twice: byte for byte.
+    let again = dir.join("again");
+    memslot_diff(&[
+        "throughput",
+        "--targets",
+        "differential",
+        "--write-inputs",
+        again.to_str().unwrap(),
+    ]);
+    let file = "differential/generated-017";
+    assert_eq!(
+        std::fs::read(inputs.join(file)).unwrap(),
+        std::fs::read(again.join(file)).unwrap()
+    );
+
+    let json = dir.join("t.json");
+    let (code, out, err) = memslot_diff(&[
+        "throughput",
+        "--targets",
+        "requests",
+        "--time",
+        "10ms",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("requests      seeds"), "{out}");
+    assert!(out.contains("requests      generated"), "{out}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let profile = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r.get("profile"))
+        .expect("a profile");
+    let names: Vec<&str> = profile["implementations_ns"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "core",
+            "oracle",
+            "post-fixed",
+            "post15",
+            "pre-fixed",
+            "tree"
+        ]
+    );
+    assert!(profile["executions"].as_u64().unwrap() > 256);
+    for line in ["generation ", "comparison "] {
+        assert!(out.contains(line), "{out}");
+    }
+
+    let (code, _, err) = memslot_diff(&["throughput", "--targets", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown target 'nope'"), "{err}");
+}
