@@ -203,48 +203,64 @@ impl<V> IntervalTree<V> {
     /// and length.
     #[cfg(test)]
     pub(crate) fn check(&self) -> Result<(), String> {
-        self.check_each(|_, _, _| {})
+        self.check_each(|_, _, _| true)
     }
 
-    /// [`IntervalTree::check`], calling `f(key, end, value)` for every interval in key order
-    /// on the way: the invariants and a caller's per-entry checks in one walk.
+    /// [`IntervalTree::check`], and `entry_ok(key, end, value)` for every interval in key
+    /// order on the way: the invariants and a caller's per-entry check in one walk.
+    ///
+    /// The walk runs on the harness's hot path after every request, under the fuzzers'
+    /// comparison tracing: each node costs a handful of comparisons, and a problem is noted
+    /// and reported after the walk rather than returned through every level.
     pub(crate) fn check_each<'a>(
         &'a self,
-        mut f: impl FnMut(Key, u64, &'a V),
+        entry_ok: impl FnMut(Key, u64, &'a V) -> bool,
     ) -> Result<(), String> {
-        /// In order, so that "every key above the one before" is the search-tree order.
-        fn walk<'a, V>(
-            l: &'a Link<V>,
-            prev: &mut Option<Key>,
-            count: &mut usize,
-            f: &mut impl FnMut(Key, u64, &'a V),
-        ) -> Result<(), String> {
-            let Some(n) = l else { return Ok(()) };
-            walk(&n.left, prev, count, f)?;
-            if prev.is_some_and(|p| n.key <= p) {
-                return Err(format!("hva tree: key {:?} out of order", n.key));
-            }
-            for child in [&n.left, &n.right].into_iter().flatten() {
-                if child.priority > n.priority {
-                    return Err(format!(
-                        "hva tree: priority of {:?} above its parent",
-                        child.key
-                    ));
-                }
-            }
-            let sub = |l: &Link<V>| l.as_ref().map_or(0, |c| c.max_end);
-            if n.max_end != n.end.max(sub(&n.left)).max(sub(&n.right)) {
-                return Err(format!("hva tree: max_end of {:?} is stale", n.key));
-            }
-            *prev = Some(n.key);
-            *count += 1;
-            f(n.key, n.end, &n.value);
-            walk(&n.right, prev, count, f)
+        struct Walk<F> {
+            /// The last key visited, packed into one number plus one (0: none yet), so that
+            /// "above the one before" in this in-order walk is the search-tree order.
+            last: u128,
+            count: usize,
+            first_problem: Option<(Key, &'static str)>,
+            entry_ok: F,
         }
-        let mut count = 0;
-        walk(&self.root, &mut None, &mut count, &mut f)?;
-        if count != self.len {
-            return Err(format!("hva tree: {count} nodes, length {}", self.len));
+        fn walk<'a, V, F: FnMut(Key, u64, &'a V) -> bool>(l: &'a Link<V>, w: &mut Walk<F>) {
+            let Some(n) = l else { return };
+            walk(&n.left, w);
+            let packed = (u128::from(n.key.0) << 16 | u128::from(n.key.1)) + 1;
+            let child = |c: &Link<V>| c.as_ref().map_or((0, 0), |c| (c.priority, c.max_end));
+            let ((left_priority, left_max), (right_priority, right_max)) =
+                (child(&n.left), child(&n.right));
+            let problem = if packed <= w.last {
+                Some("out of order")
+            } else if left_priority.max(right_priority) > n.priority {
+                Some("has a child of higher priority")
+            } else if n.max_end != n.end.max(left_max).max(right_max) {
+                Some("has a stale max_end")
+            } else if !(w.entry_ok)(n.key, n.end, &n.value) {
+                Some("is filed wrongly")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                w.first_problem.get_or_insert((n.key, problem));
+            }
+            w.last = packed;
+            w.count += 1;
+            walk(&n.right, w);
+        }
+        let mut w = Walk {
+            last: 0,
+            count: 0,
+            first_problem: None,
+            entry_ok,
+        };
+        walk(&self.root, &mut w);
+        if let Some((key, problem)) = w.first_problem {
+            return Err(format!("hva tree: entry {key:?} {problem}"));
+        }
+        if w.count != self.len {
+            return Err(format!("hva tree: {} nodes, length {}", w.count, self.len));
         }
         Ok(())
     }
@@ -300,5 +316,56 @@ mod tests {
             1
         );
         t.check().unwrap();
+    }
+
+    /// Every invariant the check names, broken on a valid tree, is reported; and the
+    /// caller's per-entry check is asked about every entry.
+    #[test]
+    fn check_finds_each_broken_invariant() {
+        let valid = || {
+            let mut t = IntervalTree::default();
+            for i in 0..64u16 {
+                let start = u64::from(i) * 10;
+                t.insert((start, i), start + 5 + u64::from(i % 7), i);
+            }
+            t.check().unwrap();
+            t
+        };
+        fn root(t: &mut IntervalTree<u16>) -> &mut Node<u16> {
+            t.root.as_mut().unwrap()
+        }
+        let expect = |t: &IntervalTree<u16>, what: &str| {
+            let e = t.check().expect_err(what);
+            assert!(e.contains(what), "{e}");
+        };
+
+        let mut t = valid();
+        root(&mut t).max_end += 1;
+        expect(&t, "stale max_end");
+
+        let mut t = valid();
+        let n = root(&mut t);
+        n.left.as_mut().unwrap().priority = n.priority + 1;
+        expect(&t, "child of higher priority");
+
+        let mut t = valid();
+        let n = root(&mut t);
+        n.left.as_mut().unwrap().key.0 = n.key.0 + 1;
+        expect(&t, "out of order");
+
+        let mut t = valid();
+        t.len += 1;
+        expect(&t, "nodes, length");
+
+        let t = valid();
+        let mut seen = 0;
+        let e = t
+            .check_each(|key, _, &v| {
+                seen += 1;
+                key.1 != 33 || v != 33
+            })
+            .unwrap_err();
+        assert!(e.contains("(330, 33) is filed wrongly"), "{e}");
+        assert_eq!(seen, 64);
     }
 }

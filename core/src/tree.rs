@@ -236,7 +236,11 @@ impl SlotSet {
         self.last_used.get()
     }
 
-    fn check(&self, mem_slots_num: usize) -> Result<(), String> {
+    /// The three indexes hold as many slots, and every host-tree entry is the slot hashed
+    /// under its id, filed under that slot's host range (the tree's own invariants are
+    /// checked on the way). The GFN tree is checked with the other set's, in
+    /// [`TreeMemslots::check_invariants`].
+    fn check_indexes(&self) -> Result<(), String> {
         let n = self.id_hash.len();
         if self.gfn_tree.len() != n || self.hva_tree.len() != n {
             return Err(format!(
@@ -245,52 +249,11 @@ impl SlotSet {
                 self.hva_tree.len()
             ));
         }
-        let cached = self.last_used.0.load(Relaxed).cast_const();
-        let mut cached_found = cached.is_null();
-        let mut below: Option<&MemorySlot> = None;
-        for (&base, s) in &self.gfn_tree {
-            if s.base_gfn != base {
-                return Err(format!("slot {} filed under gfn {base:#x}", s.id));
-            }
-            if s.npages == 0 {
-                return Err(format!("slot {} has npages 0", s.id));
-            }
-            if usize::from(s.id) >= mem_slots_num {
-                return Err(format!("slot id {} out of range", s.id));
-            }
-            if s.flags & KVM_MEMSLOT_INVALID != 0 {
-                return Err(format!("slot {} left INVALID", s.id));
-            }
-            if !self.id_hash.get(&s.id).is_some_and(|h| Arc::ptr_eq(h, s)) {
-                return Err(format!(
-                    "slot {} in the gfn tree is not the one hashed",
-                    s.id
-                ));
-            }
-            if let Some(b) = below {
-                if b.end_gfn() > s.base_gfn {
-                    return Err(format!("slots {} and {} overlap", b.id, s.id));
-                }
-            }
-            below = Some(s);
-            // The GFN tree holds exactly the hashed slots (checked just above, with the
-            // counts equal): the cache names one of them if it names one of these.
-            cached_found |= ptr::eq(Arc::as_ptr(s), cached);
-        }
-        let mut misfiled = None;
         self.hva_tree.check_each(|(start, id), end, s| {
-            let hashed = self.id_hash.get(&id).is_some_and(|h| Arc::ptr_eq(h, s));
-            if misfiled.is_none() && (!hashed || start != s.userspace_addr || end != hva_end(s)) {
-                misfiled = Some(id);
-            }
-        })?;
-        if let Some(id) = misfiled {
-            return Err(format!("slot {id} filed wrongly in the hva tree"));
-        }
-        if !cached_found {
-            return Err("last_used_slot points at no slot of the set".to_string());
-        }
-        Ok(())
+            self.id_hash.get(&id).is_some_and(|h| Arc::ptr_eq(h, s))
+                && start == s.userspace_addr
+                && end == hva_end(s)
+        })
     }
 }
 
@@ -524,17 +487,62 @@ impl MemslotSet for TreeMemslots {
     /// half-done.
     fn check_invariants(&self) -> Result<(), String> {
         for (i, set) in self.sets.iter().enumerate() {
-            set.check(self.mem_slots_num)
-                .map_err(|e| format!("set {i}: {e}"))?;
+            set.check_indexes().map_err(|e| format!("set {i}: {e}"))?;
         }
         if self.pending.is_some() {
             return Err("a DELETE or MOVE left half done".to_string());
         }
-        // Each set's GFN tree holds exactly the slots its id hash does (checked above), so
-        // the id hashes agree exactly when the GFN trees hold the same slots in order.
-        let (a, b) = (&self.sets[0].gfn_tree, &self.sets[1].gfn_tree);
-        if a.len() != b.len() || !a.values().zip(b.values()).all(|(s, t)| Arc::ptr_eq(s, t)) {
+        // Both GFN trees in one walk: at each step the two sets hold the very same slot
+        // object, so the slot's own checks run once for both, and each set's filing, id hash
+        // and cache are checked against it. With the counts above, the id hashes then hold
+        // exactly the GFN trees' slots, and agree.
+        let [a, b] = &self.sets;
+        if a.gfn_tree.len() != b.gfn_tree.len() {
             return Err("the active and inactive sets hold different slots".to_string());
+        }
+        let cached = [&a.last_used, &b.last_used].map(|c| c.0.load(Relaxed).cast_const());
+        let mut cache_found = cached.map(|p| p.is_null());
+        let mut below: Option<&MemorySlot> = None;
+        for ((&key_a, s), (&key_b, t)) in a.gfn_tree.iter().zip(&b.gfn_tree) {
+            if !Arc::ptr_eq(s, t) {
+                return Err("the active and inactive sets hold different slots".to_string());
+            }
+            for (i, (set, key)) in [(a, key_a), (b, key_b)].into_iter().enumerate() {
+                if s.base_gfn != key {
+                    return Err(format!("set {i}: slot {} filed under gfn {key:#x}", s.id));
+                }
+                if !set.id_hash.get(&s.id).is_some_and(|h| Arc::ptr_eq(h, s)) {
+                    return Err(format!(
+                        "set {i}: slot {} in the gfn tree is not the one hashed",
+                        s.id
+                    ));
+                }
+                // The GFN tree holds exactly the hashed slots (with the counts equal): the
+                // cache names one of them if it names one of these.
+                cache_found[i] |= ptr::eq(Arc::as_ptr(s), cached[i]);
+            }
+            if s.npages == 0 {
+                return Err(format!("slot {} has npages 0", s.id));
+            }
+            if usize::from(s.id) >= self.mem_slots_num {
+                return Err(format!("slot id {} out of range", s.id));
+            }
+            if s.flags & KVM_MEMSLOT_INVALID != 0 {
+                return Err(format!("slot {} left INVALID", s.id));
+            }
+            if below.is_some_and(|b| b.end_gfn() > s.base_gfn) {
+                return Err(format!(
+                    "slots {} and {} overlap",
+                    below.map_or(0, |b| b.id),
+                    s.id
+                ));
+            }
+            below = Some(s);
+        }
+        if let Some(i) = cache_found.iter().position(|&found| !found) {
+            return Err(format!(
+                "set {i}: last_used_slot points at no slot of the set"
+            ));
         }
         let inactive = &self.sets[self.active ^ 1];
         if inactive.generation > self.active().generation {
@@ -564,6 +572,92 @@ mod tests {
 
     fn ids<'a>(it: impl IntoIterator<Item = &'a MemorySlot>) -> Vec<u16> {
         it.into_iter().map(|s| s.id).collect()
+    }
+
+    /// Three slots, created in both sets, and the invariants hold.
+    fn three_slots() -> TreeMemslots {
+        let mut t = TreeMemslots::new(16, 0);
+        for (id, base) in [(1, 10), (2, 30), (3, 50)] {
+            t.commit(
+                &slot(id, base, 5, 0x1000 * u64::from(id)),
+                Change::Create,
+                2,
+            )
+            .unwrap();
+        }
+        t.search(31).expect("slot 2, now in the cache");
+        t.check_invariants().unwrap();
+        t
+    }
+
+    fn expect_broken(t: &TreeMemslots, what: &str) {
+        let e = t.check_invariants().expect_err(what);
+        assert!(e.contains(what), "{e}");
+    }
+
+    /// The tree's self-test: each way a set can go wrong, made by hand, is found.
+    #[test]
+    fn check_finds_each_broken_invariant() {
+        let copy_of = |t: &TreeMemslots, set: usize, id: u16| Arc::new(*t.sets[set].id_hash[&id]);
+
+        let mut t = three_slots();
+        let s = t.sets[1].gfn_tree.remove(&30).unwrap();
+        t.sets[1].gfn_tree.insert(31, s);
+        expect_broken(&t, "set 1: slot 2 filed under gfn 0x1f");
+
+        let mut t = three_slots();
+        let copy = copy_of(&t, 0, 3);
+        t.sets[0].id_hash.insert(3, copy);
+        // Found by the first index checked against the hash (the host tree).
+        expect_broken(&t, "set 0: hva tree: entry (12288, 3) is filed wrongly");
+        let copy = Arc::clone(&t.sets[0].id_hash[&3]);
+        t.sets[0].hva_tree.insert((0x3000, 3), hva_end(&copy), copy);
+        expect_broken(&t, "set 0: slot 3 in the gfn tree is not the one hashed");
+
+        let mut t = three_slots();
+        let copy = copy_of(&t, 1, 1);
+        t.sets[1].gfn_tree.insert(10, copy);
+        expect_broken(&t, "hold different slots");
+
+        let mut t = three_slots();
+        let copy = copy_of(&t, 0, 2);
+        t.sets[1].hva_tree.insert((0x2000, 2), hva_end(&copy), copy);
+        expect_broken(&t, "set 1: hva tree: entry (8192, 2) is filed wrongly");
+
+        let mut t = three_slots();
+        let s = t.sets[0].id_hash[&2].clone();
+        t.sets[0].hva_tree.insert((0x2000, 2), hva_end(&s) + 1, s);
+        expect_broken(&t, "set 0: hva tree: entry (8192, 2) is filed wrongly");
+
+        let t = three_slots();
+        let stranger = Arc::new(slot(2, 30, 5, 0x2000));
+        t.active().last_used.set(Some(&stranger));
+        expect_broken(&t, "last_used_slot points at no slot of the set");
+
+        for (what, broken) in [
+            ("npages 0", slot(2, 30, 0, 0x2000)),
+            ("out of range", slot(20, 30, 5, 0x2000)),
+            ("overlap", slot(2, 30, 21, 0x2000)),
+            (
+                "left INVALID",
+                MemorySlot {
+                    flags: KVM_MEMSLOT_INVALID,
+                    ..slot(2, 30, 5, 0x2000)
+                },
+            ),
+        ] {
+            let mut t = three_slots();
+            let broken = Arc::new(broken);
+            for set in &mut t.sets {
+                let old = set.id_hash[&2].clone();
+                set.replace(Some(&old), Some(&broken));
+            }
+            expect_broken(&t, what);
+        }
+
+        let mut t = three_slots();
+        t.sets[t.active ^ 1].generation = t.generation() + 1;
+        expect_broken(&t, "past the active one");
     }
 
     #[test]
