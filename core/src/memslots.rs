@@ -337,13 +337,16 @@ impl MemslotSet for Memslots {
             .find(|s| s.id != id && overlaps_gfn(s, base_gfn, end_gfn))
     }
 
+    /// From the highest slot below `end`, down while the slots reach `start`: the slots are
+    /// disjoint and sorted, so their ends descend with their bases (as in the tree backend).
     fn in_gfn_range(&self, start: u64, end: u64) -> Vec<&MemorySlot> {
         if end <= start {
             return Vec::new();
         }
-        self.slots
+        let below_end = self.slots.partition_point(|s| s.base_gfn >= end);
+        self.slots[below_end..]
             .iter()
-            .filter(|s| overlaps_gfn(s, start, end))
+            .take_while(|s| s.end_gfn() > start)
             .collect()
     }
 

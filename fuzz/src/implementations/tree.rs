@@ -22,14 +22,36 @@ pub struct TreeImpl {
     /// The walk of the last [`Implementation::quick`] call, in the ports' copy format.
     packed: Vec<ApiSlot>,
     /// Per address space, its walk as `(base_gfn, slot address)`, for the ranks lookups
-    /// report; built by the first lookup after a request (only requests change a walk: the
-    /// lookups take `&self`), so that a rank costs a binary search, not a walk.
+    /// report; built by [`Implementation::quick`] or the first lookup after a request (only
+    /// requests change a walk: the lookups take `&self`), so that a rank costs a binary
+    /// search, not a walk.
     ranks: [Ranks; 2],
 }
 
 /// A walk as `(base_gfn, slot address)`, highest base first, and whether its bases strictly
-/// descend; `None` until a lookup needs it.
-type Ranks = Option<(Vec<(u64, usize)>, bool)>;
+/// descend. The buffer is kept across requests, which only mark it stale.
+#[derive(Default)]
+struct Ranks {
+    walk: Vec<(u64, usize)>,
+    descending: bool,
+    current: bool,
+}
+
+impl Ranks {
+    fn clear(&mut self) {
+        self.walk.clear();
+        self.descending = true;
+        self.current = true;
+    }
+
+    fn push(&mut self, s: &MemorySlot) {
+        let base = s.base_gfn;
+        if let Some(&(above, _)) = self.walk.last() {
+            self.descending &= above > base;
+        }
+        self.walk.push((base, s as *const MemorySlot as usize));
+    }
+}
 
 impl TreeImpl {
     pub fn new() -> TreeImpl {
@@ -37,7 +59,7 @@ impl TreeImpl {
             vm: Vm::with_backend(ArchLimits::X86_64),
             reason: None,
             packed: Vec::new(),
-            ranks: [None, None],
+            ranks: Default::default(),
         }
     }
 
@@ -55,15 +77,11 @@ impl Default for TreeImpl {
 /// The slot with its rank in the walk: the index the array would hold it at (-1 if the walk
 /// does not hold that very slot, which the comparison then shows). `ranks` caches the walk.
 fn found(space: &TreeMemslots, ranks: &mut Ranks, s: &MemorySlot) -> Found {
-    let ranks = ranks.get_or_insert_with(|| {
-        let walk: Vec<(u64, usize)> = space
-            .walk()
-            .map(|w| (w.base_gfn, w as *const MemorySlot as usize))
-            .collect();
-        let descending = walk.windows(2).all(|w| w[0].0 > w[1].0);
-        (walk, descending)
-    });
-    let (walk, descending) = (&ranks.0, ranks.1);
+    if !ranks.current {
+        ranks.clear();
+        space.walk().for_each(|w| ranks.push(w));
+    }
+    let (walk, descending) = (&ranks.walk, ranks.descending);
     let address = s as *const MemorySlot as usize;
     // The first rank holding this very slot, as `walk().position()` finds it. With distinct
     // bases, a slot can only be at the one rank holding its base (the walk reads the base
@@ -86,12 +104,12 @@ impl Implementation for TreeImpl {
     }
 
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
-        self.ranks = [None, None];
+        self.ranks.iter_mut().for_each(|r| r.current = false);
         request_rc(&mut self.reason, self.vm.set_user_memory_region(&region(r)))
     }
 
     fn set_memory_region(&mut self, r: &Region) -> i32 {
-        self.ranks = [None, None];
+        self.ranks.iter_mut().for_each(|r| r.current = false);
         request_rc(&mut self.reason, self.vm.set_memory_region(&region(r)))
     }
 
@@ -126,7 +144,7 @@ impl Implementation for TreeImpl {
 
     fn snapshot_into(&mut self, as_id: u16, full: bool, out: &mut SpaceSnapshot) {
         let space = self.vm.memslots(as_id).expect("address space");
-        let mut ranks = self.ranks[usize::from(as_id)].take();
+        let mut ranks = std::mem::take(&mut self.ranks[usize::from(as_id)]);
         out.generation = space.generation();
         out.used_slots = space.used_slots() as i64;
         out.slots.clear();
@@ -183,9 +201,14 @@ impl Implementation for TreeImpl {
 
     fn quick(&mut self, as_id: u16) -> Option<Quick> {
         let space = self.vm.memslots(as_id)?;
+        // One walk for the array and for the ranks the probes' lookups will report.
+        let ranks = &mut self.ranks[usize::from(as_id)];
+        ranks.clear();
         self.packed.clear();
-        self.packed
-            .extend(space.walk().map(|s| packed_slot(&slot(s))));
+        for s in space.walk() {
+            ranks.push(s);
+            self.packed.push(packed_slot(&slot(s)));
+        }
         Some(Quick {
             generation: space.generation(),
             used_slots: space.used_slots() as i64,
