@@ -423,7 +423,12 @@ impl MemslotSet for TreeMemslots {
             .map(|s| &**s)
             .collect();
         debug_assert!(out.iter().all(|s| overlaps_hva(s, start, end)));
-        out.sort_unstable_by_key(|s| std::cmp::Reverse(s.base_gfn));
+        // Into walk order (highest base first). Host addresses usually ascend with GFNs (a
+        // VMM maps guest memory in order), so the reversed host order often is it already.
+        out.reverse();
+        if !out.windows(2).all(|w| w[0].base_gfn > w[1].base_gfn) {
+            out.sort_unstable_by_key(|s| std::cmp::Reverse(s.base_gfn));
+        }
         out
     }
 
