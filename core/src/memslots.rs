@@ -303,7 +303,7 @@ impl Memslots {
 
 /// The array backend: `kvm_set_memslot` at the seed's state, where each install publishes a
 /// new array and only its generation step is observable here (nothing reads concurrently),
-/// and the range queries as the linear walks the kernel of that time used.
+/// and the range queries answering what the linear walks of the kernel of that time found.
 impl MemslotSet for Memslots {
     type Walk<'a> = std::slice::Iter<'a, MemorySlot>;
 
