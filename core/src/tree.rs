@@ -535,12 +535,8 @@ impl MemslotSet for TreeMemslots {
             if s.flags & KVM_MEMSLOT_INVALID != 0 {
                 return Err(format!("slot {} left INVALID", s.id));
             }
-            if below.is_some_and(|b| b.end_gfn() > s.base_gfn) {
-                return Err(format!(
-                    "slots {} and {} overlap",
-                    below.map_or(0, |b| b.id),
-                    s.id
-                ));
+            if let Some(b) = below.filter(|b| b.end_gfn() > s.base_gfn) {
+                return Err(format!("slots {} and {} overlap", b.id, s.id));
             }
             below = Some(s);
         }
