@@ -596,7 +596,7 @@ mod tests {
         assert!(e.contains(what), "{e}");
     }
 
-    /// The tree's self-test: each way a set can go wrong, made by hand, is found.
+    /// Each way a set can go wrong, made by hand, is found by `check_invariants`.
     #[test]
     fn check_finds_each_broken_invariant() {
         let copy_of = |t: &TreeMemslots, set: usize, id: u16| Arc::new(*t.sets[set].id_hash[&id]);

@@ -100,8 +100,8 @@ static int api_as_id_ok(int as_id)
  * The API's own walks over a whole array (the walk, range queries, the state copy)
  * are the harness's bookkeeping, not kernel code: no coverage feedback from them.
  * Under -fsanitize=fuzzer-no-link every comparison they make for every slot was
- * traced, most of a 512-slot step's time, for edges that say nothing about the
- * port.  AddressSanitizer still checks their accesses.  The helper is inlined into
+ * traced (the range queries alone were 13% of a 512-slot step), for edges that say
+ * nothing about the port.  AddressSanitizer still checks their accesses.  The helper is inlined into
  * the exported function, so both carry the attribute.
  */
 #if defined(__clang__)
