@@ -304,10 +304,15 @@ pub fn found_text(found: Option<&Found>) -> String {
     }
 }
 
+/// The aspect of a divergence in which an implementation accessed memory outside an allocation
+/// (caught by the shim's guard pages; `runner`).
+pub const OUT_OF_BOUNDS: &str = "out-of-bounds access";
+
 /// A divergence's signature: the kind of divergence, the kind of operation and the
 /// implementations that disagree with the others, e.g. `index.delete.core`,
-/// `lookup-probe.create.pre-post`, `warn-post-kvm_main.c-175.move` (a WARN or a broken
-/// invariant already names its implementation). No addresses, ids or steps, so that the many
+/// `lookup-probe.create.pre-post`, `out-of-bounds-access.lookup.post15` (the implementation
+/// whose access faulted), `warn-post-kvm_main.c-175.move` (a WARN or a broken invariant
+/// already names its implementation). No addresses, ids or steps, so that the many
 /// inputs that hit one bug share one signature; filename-safe (`[a-z0-9_.-]`), so that
 /// `ci/nightly` names a stored regression after it.
 pub fn signature(d: &Divergence) -> String {
@@ -367,7 +372,8 @@ pub fn signature(d: &Divergence) -> String {
 
 /// The implementations that disagree with the majority on the first differing aspect (ties go
 /// to the later implementation, as in the tables); for a WARN or a broken invariant, the
-/// implementation concerned.
+/// implementation concerned; for an out-of-bounds access, the implementations whose access
+/// faulted (one detail line each, `name: what`).
 pub fn disagreeing(d: &Divergence) -> Vec<&'static str> {
     let names: Vec<&'static str> = d.verdicts.iter().map(|(n, _)| *n).collect();
     for prefix in ["WARN in ", "invariant of "] {
@@ -375,6 +381,16 @@ pub fn disagreeing(d: &Divergence) -> Vec<&'static str> {
             let who = rest.split(':').next().unwrap_or("");
             return names.into_iter().filter(|n| *n == who).collect();
         }
+    }
+    if d.aspect == OUT_OF_BOUNDS {
+        return names
+            .into_iter()
+            .filter(|n| {
+                d.details
+                    .iter()
+                    .any(|line| line.strip_prefix(n).is_some_and(|r| r.starts_with(':')))
+            })
+            .collect();
     }
     let values: Vec<(&'static str, &str)> = names
         .iter()

@@ -505,7 +505,7 @@ impl Runner {
             .filter_map(|imp| imp.fault().map(|f| format!("{}: {f}", imp.name())))
             .collect();
         if !faults.is_empty() {
-            findings.insert(0, ("out-of-bounds access".to_string(), faults));
+            findings.insert(0, (crate::report::OUT_OF_BOUNDS.to_string(), faults));
         }
         findings.dedup_by(|a, b| a.0 == b.0);
         let shown = findings

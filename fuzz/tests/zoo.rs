@@ -49,11 +49,24 @@ fn stress_finds_every_zoo_bug_and_names_its_state() {
             bug.name,
             bug.state
         );
-        // The exactly sized arrays' bugs are out-of-bounds reads, caught as such.
+        // The exactly sized arrays' bugs are out-of-bounds reads, caught as such, and the
+        // signature (what the nightly job names its regression file after) names the state
+        // whose access faulted.
         if matches!(bug.name, "stale-lru" | "empty-array" | "below-lowest") {
             assert!(
                 report.contains("out-of-bounds access") && report.contains("past the end"),
                 "{}: {report}",
+                bug.name
+            );
+            let state = bug.state.name();
+            let signature = report
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("signature: "))
+                .unwrap_or_else(|| panic!("{}: no signature line:\n{report}", bug.name));
+            assert!(
+                signature.starts_with("out-of-bounds-access.")
+                    && signature.contains(&format!(".{state}  (disagreeing: {state})")),
+                "{}: {signature}",
                 bug.name
             );
         }
