@@ -13,11 +13,14 @@ use std::process::Command;
 
 /// Besides `c/states/*.c`.
 const SOURCES: [&str; 2] = ["c/api_layout.c", "c/shim/guard.c"];
+/// What fuzz builds do not trace (the shim's infrastructure).
+const COVERAGE_IGNORELIST: &str = "c/coverage-ignorelist.txt";
 
 fn main() {
     for dir in ["c", "c/shim", "c/pre", "c/post", "c/post15", "c/states"] {
         println!("cargo:rerun-if-changed={dir}");
     }
+    println!("cargo:rerun-if-changed={COVERAGE_IGNORELIST}");
     for var in ["CC", "CFLAGS", "MEMSLOT_WERROR", "MEMSLOT_NO_INSTRUMENT"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -210,6 +213,12 @@ impl Instrumentation {
         let mut flags = Vec::new();
         if self.fuzzer {
             flags.push("-fsanitize=fuzzer-no-link".to_owned());
+            let ignorelist = Path::new(&env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"))
+                .join(COVERAGE_IGNORELIST);
+            flags.push(format!(
+                "-fsanitize-coverage-ignorelist={}",
+                ignorelist.display()
+            ));
             if !self.trace_compares {
                 flags.push("-fno-sanitize-coverage=trace-cmp".to_owned());
             }

@@ -93,82 +93,13 @@ impl<S: MemslotSet> Vm<S> {
         &mut self,
         region: &UserMemoryRegion,
     ) -> Result<Option<Change>, Error> {
-        let invalid = |why| Err(Error::Invalid(why));
-        let l = self.limits;
-        let (size, gpa, hva) = (
-            region.memory_size,
-            region.guest_phys_addr,
-            region.userspace_addr,
-        );
-        if region.flags & !l.valid_flags() != 0 {
-            return invalid(Invalid::Flags);
-        }
-        let as_id = (region.slot >> 16) as u16;
-        let id = region.slot as u16;
-        if size % PAGE_SIZE != 0 {
-            return invalid(Invalid::SizeUnaligned);
-        }
-        if gpa % PAGE_SIZE != 0 {
-            return invalid(Invalid::GpaUnaligned);
-        }
-        // Private slots are backed by kernel-chosen addresses, so only user slots are checked.
-        if id < l.user_mem_slots {
-            if hva % PAGE_SIZE != 0 {
-                return invalid(Invalid::HvaUnaligned);
-            }
-            if !l.access_ok(hva, size) {
-                return invalid(Invalid::HvaRange);
-            }
-        }
-        if as_id >= l.address_space_num {
-            return invalid(Invalid::AddressSpace);
-        }
-        if usize::from(id) >= l.mem_slots_num() {
-            return invalid(Invalid::SlotId);
-        }
-        if gpa.checked_add(size).is_none() {
-            return invalid(Invalid::GpaWraps);
-        }
-        let new = MemorySlot {
-            id,
-            base_gfn: gpa >> PAGE_SHIFT,
-            npages: size >> PAGE_SHIFT,
-            flags: region.flags,
-            userspace_addr: hva,
-        };
+        let (as_id, new) = check_region(&self.limits, region)?;
         let space = &self.spaces[usize::from(as_id)];
-        let old = space.id_to_memslot(id).copied();
-
-        let change = if size == 0 {
-            if old.is_none() {
-                return invalid(Invalid::DeleteAbsent);
-            }
-            Change::Delete
-        } else if new.npages > l.max_nr_pages {
-            return invalid(Invalid::TooManyPages);
-        } else if let Some(old) = old {
-            if new.userspace_addr != old.userspace_addr {
-                return invalid(Invalid::HvaChanged);
-            }
-            if new.npages != old.npages {
-                return invalid(Invalid::SizeChanged);
-            }
-            if (new.flags ^ old.flags) & KVM_MEM_READONLY != 0 {
-                return invalid(Invalid::ReadonlyToggled);
-            }
-            if new.base_gfn != old.base_gfn {
-                Change::Move
-            } else if new.flags != old.flags {
-                Change::FlagsOnly
-            } else {
-                return Ok(None);
-            }
-        } else {
-            Change::Create
+        let Some(change) = classify(&self.limits, &new, space.id_to_memslot(new.id))? else {
+            return Ok(None);
         };
-
         if matches!(change, Change::Create | Change::Move) {
-            if let Some(s) = space.first_overlap(id, new.base_gfn, new.end_gfn()) {
+            if let Some(s) = space.first_overlap(new.id, new.base_gfn, new.end_gfn()) {
                 return Err(Error::Exists { id: s.id });
             }
         }
@@ -205,4 +136,97 @@ impl<S: MemslotSet> Vm<S> {
         space.commit(new, change, step).map_err(broken)?;
         Ok(change)
     }
+}
+
+// The validation is not generic over the backend, and not inlined, so that it is compiled
+// once, in this crate and with its options, for both backends (a generic function, or one
+// inlined into it, is compiled in the crate that names the backend, with that crate's options:
+// a fuzz build that traces only this crate would not see it).
+
+/// The checks of `__kvm_set_memory_region` that need no slot, in the kernel's order: the
+/// address space and the slot the request names.
+#[inline(never)]
+fn check_region(l: &ArchLimits, region: &UserMemoryRegion) -> Result<(u16, MemorySlot), Error> {
+    let invalid = |why| Err(Error::Invalid(why));
+    let (size, gpa, hva) = (
+        region.memory_size,
+        region.guest_phys_addr,
+        region.userspace_addr,
+    );
+    if region.flags & !l.valid_flags() != 0 {
+        return invalid(Invalid::Flags);
+    }
+    let as_id = (region.slot >> 16) as u16;
+    let id = region.slot as u16;
+    if size % PAGE_SIZE != 0 {
+        return invalid(Invalid::SizeUnaligned);
+    }
+    if gpa % PAGE_SIZE != 0 {
+        return invalid(Invalid::GpaUnaligned);
+    }
+    // Private slots are backed by kernel-chosen addresses, so only user slots are checked.
+    if id < l.user_mem_slots {
+        if hva % PAGE_SIZE != 0 {
+            return invalid(Invalid::HvaUnaligned);
+        }
+        if !l.access_ok(hva, size) {
+            return invalid(Invalid::HvaRange);
+        }
+    }
+    if as_id >= l.address_space_num {
+        return invalid(Invalid::AddressSpace);
+    }
+    if usize::from(id) >= l.mem_slots_num() {
+        return invalid(Invalid::SlotId);
+    }
+    if gpa.checked_add(size).is_none() {
+        return invalid(Invalid::GpaWraps);
+    }
+    let new = MemorySlot {
+        id,
+        base_gfn: gpa >> PAGE_SHIFT,
+        npages: size >> PAGE_SHIFT,
+        flags: region.flags,
+        userspace_addr: hva,
+    };
+    Ok((as_id, new))
+}
+
+/// What the request `new` does to the slot `old` that has its id (`None`: nothing), with the
+/// kernel's checks of that; `Ok(None)` changes nothing. A zero size (`npages == 0`) deletes.
+#[inline(never)]
+fn classify(
+    l: &ArchLimits,
+    new: &MemorySlot,
+    old: Option<&MemorySlot>,
+) -> Result<Option<Change>, Error> {
+    let invalid = |why| Err(Error::Invalid(why));
+    if new.npages == 0 {
+        if old.is_none() {
+            return invalid(Invalid::DeleteAbsent);
+        }
+        return Ok(Some(Change::Delete));
+    }
+    if new.npages > l.max_nr_pages {
+        return invalid(Invalid::TooManyPages);
+    }
+    let Some(old) = old else {
+        return Ok(Some(Change::Create));
+    };
+    if new.userspace_addr != old.userspace_addr {
+        return invalid(Invalid::HvaChanged);
+    }
+    if new.npages != old.npages {
+        return invalid(Invalid::SizeChanged);
+    }
+    if (new.flags ^ old.flags) & KVM_MEM_READONLY != 0 {
+        return invalid(Invalid::ReadonlyToggled);
+    }
+    Ok(if new.base_gfn != old.base_gfn {
+        Some(Change::Move)
+    } else if new.flags != old.flags {
+        Some(Change::FlagsOnly)
+    } else {
+        None
+    })
 }
