@@ -49,6 +49,31 @@ select_fuzz_toolchain() {
     fi
 }
 
+# The two fuzz builds (README: "The fuzz build").
+#  none:    the shipped default. No AddressSanitizer: the Rust side is safe Rust, and the C
+#           ports' out-of-bounds accesses are caught by the shim's guard pages
+#           (reference/c/shim/guard.h) and reported as divergences naming the port.
+#  address: AddressSanitizer on Rust and C, what OSS-Fuzz and ClusterFuzzLite build. It has a
+#           target directory of its own, so the two builds do not rebuild each other.
+# Both get coverage only from the code under test (fuzz/coverage-scope, reference/build.rs).
+FUZZ_SANITIZERS=(none address)
+
+# select_fuzz_build SANITIZER: sets FUZZ_BUILD (the cargo-fuzz options of that build, for
+# `build` and `run` alike) and FUZZ_BIN_DIR (where its binaries land).
+select_fuzz_build() {
+    local host
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    case ${1:-} in
+        none)
+            FUZZ_BUILD=(--sanitizer none)
+            FUZZ_BIN_DIR=$MEMSLOT_ROOT/target/$host/release ;;
+        address)
+            FUZZ_BUILD=(--sanitizer address --target-dir "$MEMSLOT_ROOT/target/fuzz-asan")
+            FUZZ_BIN_DIR=$MEMSLOT_ROOT/target/fuzz-asan/$host/release ;;
+        *) die "unknown sanitizer '${1:-}' (known: ${FUZZ_SANITIZERS[*]})" ;;
+    esac
+}
+
 ensure_cargo_fuzz() {
     cargo fuzz --version >/dev/null 2>&1 && return 0
     say "installing cargo-fuzz"

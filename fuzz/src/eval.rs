@@ -2,9 +2,9 @@
 //! generator and with the random baseline (issue 5's measurement).
 //!
 //! ```text
-//! memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
-//!                   [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR]
-//!                   [--fuzz-bin-dir DIR]
+//! memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer,libfuzzer-asan] [--trials N]
+//!                   [--cap T] [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR]
+//!                   [--fuzz-bin-dir DIR] [--asan-bin-dir DIR]
 //! ```
 //!
 //! Every trial is its own process, started from nothing (no corpus, no state shared with other
@@ -12,11 +12,17 @@
 //!
 //! * `stress`: this executable, `stress --zoo BUG --seed S --time CAP --json --generator G`;
 //!   executions are the programs it ran.
-//! * `libfuzzer`: the bug's fuzz target as built by `cargo fuzz build` (ASan), with
-//!   `MEMSLOT_DIFF_ZOO=BUG` and `MEMSLOT_DIFF_GENERATOR=G`, an empty corpus directory,
+//! * `libfuzzer`: the bug's fuzz target in the shipped build (`cargo fuzz build -s none`: no
+//!   AddressSanitizer, the C ports' out-of-bounds accesses caught by the shim's guard pages),
+//!   with `MEMSLOT_DIFF_ZOO=BUG` and `MEMSLOT_DIFF_GENERATOR=G`, an empty corpus directory,
 //!   `-seed=S -max_total_time=CAP -len_control=0` (inputs at full length from the start: a bug
 //!   takes several operations); a `crash-*` artifact is a detection; executions are
 //!   libFuzzer's `stat::number_of_executed_units` (else its last `#N` status line).
+//! * `libfuzzer-asan`: the same with the AddressSanitizer build (`cargo fuzz build -s address
+//!   --target-dir target/fuzz-asan`, what OSS-Fuzz runs), side by side with the shipped one.
+//!
+//! Each libFuzzer engine checks that its binaries are the build it names (linked with
+//! AddressSanitizer or not), so that a figure never comes from the other build.
 //!
 //! Time to detection is the wall clock of the trial's process, for both engines, so it
 //! includes the process's start-up (for libFuzzer: ASan's and the fuzzer's initialisation).
@@ -42,26 +48,41 @@ use crate::corpus;
 use crate::zoo::{self, Generator, ZooBug};
 
 pub const USAGE: &str = "\
-usage: memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
-                         [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR]
-                         [--fuzz-bin-dir DIR]";
+usage: memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer,libfuzzer-asan]
+                         [--trials N] [--cap T] [--baseline-trials N] [--baseline-cap T]
+                         [--jobs N] [--out DIR] [--fuzz-bin-dir DIR] [--asan-bin-dir DIR]";
 
 /// The engines that can be measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Engine {
     /// `memslot-diff stress`: the generator alone, no coverage feedback.
     Stress,
-    /// The `cargo fuzz` targets: the same decoding driven by libFuzzer's mutations.
+    /// The `cargo fuzz` targets, shipped build: the same decoding driven by libFuzzer's
+    /// mutations.
     LibFuzzer,
+    /// The `cargo fuzz` targets built with AddressSanitizer.
+    LibFuzzerAsan,
 }
 
 impl Engine {
-    pub const ALL: [Engine; 2] = [Engine::Stress, Engine::LibFuzzer];
+    pub const ALL: [Engine; 3] = [Engine::Stress, Engine::LibFuzzer, Engine::LibFuzzerAsan];
+    /// What `eval` runs without `--engines`.
+    pub const DEFAULT: [Engine; 2] = [Engine::Stress, Engine::LibFuzzer];
 
     pub fn name(self) -> &'static str {
         match self {
             Engine::Stress => "stress",
             Engine::LibFuzzer => "libfuzzer",
+            Engine::LibFuzzerAsan => "libfuzzer-asan",
+        }
+    }
+
+    /// The fuzz build a libFuzzer engine runs (`None`: not a libFuzzer engine).
+    fn fuzz_build(self) -> Option<FuzzBuild> {
+        match self {
+            Engine::Stress => None,
+            Engine::LibFuzzer => Some(FuzzBuild::Shipped),
+            Engine::LibFuzzerAsan => Some(FuzzBuild::Asan),
         }
     }
 
@@ -91,14 +112,17 @@ pub struct Options {
     /// Trials run at once.
     pub jobs: u64,
     pub out_dir: PathBuf,
-    /// Where the fuzz binaries are; `None`: where `cargo fuzz build` puts them.
+    /// Where the shipped build's fuzz binaries are; `None`: where `cargo fuzz build -s none`
+    /// puts them.
     pub fuzz_bin_dir: Option<PathBuf>,
+    /// Where the AddressSanitizer build's are; `None`: `target/fuzz-asan`'s.
+    pub asan_bin_dir: Option<PathBuf>,
 }
 
 impl Options {
     /// Parses the options of `eval` (everything after the command name).
     pub fn parse(args: &[String]) -> Result<Options, String> {
-        const VALUED: [&str; 9] = [
+        const VALUED: [&str; 10] = [
             "bugs",
             "engines",
             "trials",
@@ -108,6 +132,7 @@ impl Options {
             "jobs",
             "out",
             "fuzz-bin-dir",
+            "asan-bin-dir",
         ];
         let mut values: BTreeMap<&str, String> = BTreeMap::new();
         let mut it = args.iter();
@@ -151,12 +176,13 @@ impl Options {
                 .collect::<Result<Vec<_>, _>>()?,
         };
         let engines = match values.get("engines") {
-            None => Engine::ALL.to_vec(),
+            None => Engine::DEFAULT.to_vec(),
             Some(list) => list
                 .split(',')
                 .map(|name| {
                     Engine::parse(name.trim()).ok_or_else(|| {
-                        format!("eval: unknown engine '{name}' (known: stress, libfuzzer)")
+                        let known: Vec<&str> = Engine::ALL.iter().map(|e| e.name()).collect();
+                        format!("eval: unknown engine '{name}' (known: {})", known.join(", "))
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -187,6 +213,7 @@ impl Options {
                 PathBuf::from,
             ),
             fuzz_bin_dir: values.get("fuzz-bin-dir").map(PathBuf::from),
+            asan_bin_dir: values.get("asan-bin-dir").map(PathBuf::from),
         };
         if options.trials == 0 {
             return Err("eval: --trials must be at least 1".to_string());
@@ -295,56 +322,131 @@ fn plan(options: &Options) -> Vec<TrialSpec> {
     specs
 }
 
-/// Where `cargo fuzz build` leaves the binaries: the workspace's target directory (or
-/// `$CARGO_TARGET_DIR`), else the fuzz crate's own (when built outside the workspace).
-fn default_fuzz_bin_dirs() -> Vec<PathBuf> {
-    let triple_release = Path::new("x86_64-unknown-linux-gnu").join("release");
-    let mut dirs = Vec::new();
-    if let Some(target_dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        dirs.push(PathBuf::from(target_dir).join(&triple_release));
-    }
-    dirs.push(corpus::root().join("target").join(&triple_release));
-    dirs.push(corpus::root().join("fuzz/target").join(&triple_release));
-    dirs
+/// The two fuzz builds a libFuzzer engine can run (`ci/lib.sh`, `select_fuzz_build`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum FuzzBuild {
+    /// `cargo fuzz build -s none`: no AddressSanitizer.
+    Shipped,
+    /// `cargo fuzz build -s address --target-dir target/fuzz-asan`.
+    Asan,
 }
 
-/// The fuzz binary of every target the selected bugs need, or an error naming the build
-/// command.
-fn find_fuzz_binaries(options: &Options) -> Result<BTreeMap<&'static str, PathBuf>, String> {
+impl FuzzBuild {
+    fn describe(self) -> &'static str {
+        match self {
+            FuzzBuild::Shipped => "the shipped build (no AddressSanitizer)",
+            FuzzBuild::Asan => "the AddressSanitizer build",
+        }
+    }
+
+    fn build_command(self, targets: &str) -> String {
+        match self {
+            FuzzBuild::Shipped => format!("cargo +nightly fuzz build -s none {targets}"),
+            FuzzBuild::Asan => format!(
+                "cargo +nightly fuzz build -s address --target-dir target/fuzz-asan {targets}"
+            ),
+        }
+    }
+
+    fn option(self) -> &'static str {
+        match self {
+            FuzzBuild::Shipped => "--fuzz-bin-dir",
+            FuzzBuild::Asan => "--asan-bin-dir",
+        }
+    }
+
+    /// Where cargo-fuzz leaves this build's binaries: the workspace's target directory (or
+    /// `$CARGO_TARGET_DIR`), else the fuzz crate's own (when built outside the workspace).
+    fn default_dirs(self) -> Vec<PathBuf> {
+        let triple_release = Path::new("x86_64-unknown-linux-gnu").join("release");
+        let mut dirs = Vec::new();
+        match self {
+            FuzzBuild::Shipped => {
+                if let Some(target_dir) = std::env::var_os("CARGO_TARGET_DIR") {
+                    dirs.push(PathBuf::from(target_dir).join(&triple_release));
+                }
+                dirs.push(corpus::root().join("target").join(&triple_release));
+                dirs.push(corpus::root().join("fuzz/target").join(&triple_release));
+            }
+            FuzzBuild::Asan => {
+                dirs.push(corpus::root().join("target/fuzz-asan").join(&triple_release));
+            }
+        }
+        dirs
+    }
+
+    /// Whether `binary` is this build: linked with AddressSanitizer's runtime or not.
+    fn matches(self, binary: &Path) -> Result<bool, String> {
+        let bytes = std::fs::read(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+        let needle = b"__asan_init\0";
+        let asan = bytes.windows(needle.len()).any(|w| w == needle);
+        Ok(asan == (self == FuzzBuild::Asan))
+    }
+}
+
+/// The fuzz binary of every target the selected bugs need, per libFuzzer engine, or an error
+/// naming the build command.
+fn find_fuzz_binaries(
+    options: &Options,
+) -> Result<BTreeMap<(Engine, &'static str), PathBuf>, String> {
     let mut targets: Vec<&'static str> = options.bugs.iter().map(|b| b.target).collect();
     targets.sort_unstable();
     targets.dedup();
-    let candidates = match &options.fuzz_bin_dir {
-        Some(dir) => vec![dir.clone()],
-        None => default_fuzz_bin_dirs(),
-    };
     let mut found = BTreeMap::new();
-    let mut missing = Vec::new();
-    for target in &targets {
-        match candidates
-            .iter()
-            .map(|dir| dir.join(target))
-            .find(|path| path.is_file())
-        {
-            Some(path) => {
-                found.insert(*target, path);
+    for &engine in &options.engines {
+        let Some(build) = engine.fuzz_build() else {
+            continue;
+        };
+        let chosen = match build {
+            FuzzBuild::Shipped => &options.fuzz_bin_dir,
+            FuzzBuild::Asan => &options.asan_bin_dir,
+        };
+        let candidates = match chosen {
+            Some(dir) => vec![dir.clone()],
+            None => build.default_dirs(),
+        };
+        let mut missing = Vec::new();
+        for target in &targets {
+            match candidates
+                .iter()
+                .map(|dir| dir.join(target))
+                .find(|path| path.is_file())
+            {
+                Some(path) => {
+                    if !build.matches(&path)? {
+                        return Err(format!(
+                            "eval: {} is not {} that engine {} measures. Rebuild it from the \
+                             repository root with\n    {}\nor point {} at that build.",
+                            path.display(),
+                            build.describe(),
+                            engine.name(),
+                            build.build_command(target),
+                            build.option(),
+                        ));
+                    }
+                    found.insert((engine, *target), path);
+                }
+                None => missing.push(*target),
             }
-            None => missing.push(*target),
+        }
+        if !missing.is_empty() {
+            let searched: Vec<String> =
+                candidates.iter().map(|d| d.display().to_string()).collect();
+            return Err(format!(
+                "eval: engine {} needs the fuzz binaries {} of {} (looked in {}).\n\
+                 Build them from the repository root with\n    {}\n\
+                 (or RUSTC_BOOTSTRAP=1 cargo fuzz build ...; `cargo install cargo-fuzz` and a \
+                 clang are needed), point {} at them, or measure only --engines stress.",
+                engine.name(),
+                missing.join(", "),
+                build.describe(),
+                searched.join(", "),
+                build.build_command(&missing.join(" ")),
+                build.option(),
+            ));
         }
     }
-    if missing.is_empty() {
-        return Ok(found);
-    }
-    let searched: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
-    Err(format!(
-        "eval: the libFuzzer engine needs the fuzz binaries {} (looked in {}).\n\
-         Build them from the repository root with\n    cargo +nightly fuzz build {}\n\
-         (or RUSTC_BOOTSTRAP=1 cargo fuzz build ...; `cargo install cargo-fuzz` and a clang \
-         are needed), point --fuzz-bin-dir at them, or measure only --engines stress.",
-        missing.join(", "),
-        searched.join(", "),
-        missing.join(" "),
-    ))
+    Ok(found)
 }
 
 /// Runs `eval` with `args`; progress and the table go to `out`.
@@ -354,11 +456,7 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         return Ok(0);
     }
     let options = Options::parse(args)?;
-    let binaries = if options.engines.contains(&Engine::LibFuzzer) {
-        find_fuzz_binaries(&options)?
-    } else {
-        BTreeMap::new()
-    };
+    let binaries = find_fuzz_binaries(&options)?;
     let stress_exe =
         std::env::current_exe().map_err(|e| format!("eval: cannot find this executable: {e}"))?;
     let specs = plan(&options);
@@ -412,8 +510,8 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
 /// How trial processes are started.
 struct Launcher {
     stress_exe: PathBuf,
-    /// Fuzz binary per target.
-    binaries: BTreeMap<&'static str, PathBuf>,
+    /// Fuzz binary per libFuzzer engine and target.
+    binaries: BTreeMap<(Engine, &'static str), PathBuf>,
     dict_dir: PathBuf,
 }
 
@@ -505,7 +603,7 @@ fn run_trial(spec: &TrialSpec, launcher: &Launcher) -> Result<Trial, String> {
         .map_err(|e| format!("{what}: cannot create {}: {e}", spec.dir.display()))?;
     let (detected, executions, seconds) = match spec.engine {
         Engine::Stress => run_stress(spec, launcher, &what)?,
-        Engine::LibFuzzer => run_libfuzzer(spec, launcher, &what)?,
+        Engine::LibFuzzer | Engine::LibFuzzerAsan => run_libfuzzer(spec, launcher, &what)?,
     };
     Ok(Trial {
         bug: spec.bug.name,
@@ -628,7 +726,7 @@ fn run_libfuzzer(
 ) -> Result<(bool, Option<u64>, f64), String> {
     let binary = launcher
         .binaries
-        .get(spec.bug.target)
+        .get(&(spec.engine, spec.bug.target))
         .ok_or_else(|| format!("{what}: no fuzz binary for target {}", spec.bug.target))?;
     let corpus_dir = spec.dir.join("corpus");
     std::fs::create_dir_all(&corpus_dir)
@@ -1335,12 +1433,45 @@ mod tests {
             ("eval stale-lru", "unexpected argument 'stale-lru'"),
             (
                 "eval --engines libfuzzer --fuzz-bin-dir /nonexistent --bugs stale-lru",
-                "cargo +nightly fuzz build differential",
+                "cargo +nightly fuzz build -s none differential",
+            ),
+            (
+                "eval --engines libfuzzer-asan --asan-bin-dir /nonexistent --bugs stale-lru",
+                "cargo +nightly fuzz build -s address --target-dir target/fuzz-asan differential",
             ),
         ] {
             let (code, err) = run(args);
             assert_eq!(code, 2, "{args}: {err}");
             assert!(err.contains(expected), "{args}: {err}");
         }
+    }
+
+    #[test]
+    fn a_binary_of_the_other_build_is_refused() {
+        let dir = std::env::temp_dir().join(format!("memslot-diff-eval-{}", std::process::id()));
+        let (asan, plain) = (dir.join("asan"), dir.join("plain"));
+        for (d, content) in [(&asan, &b"ELF..__asan_init\0.."[..]), (&plain, b"ELF....")] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("differential"), content).unwrap();
+        }
+        let run = |args: String| {
+            let args: Vec<String> = args.split_whitespace().map(String::from).collect();
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = crate::cli::run_with(&args, &mut out, &mut err);
+            (code, String::from_utf8(err).unwrap())
+        };
+        let (code, err) = run(format!(
+            "eval --engines libfuzzer --fuzz-bin-dir {} --bugs stale-lru",
+            asan.display()
+        ));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("is not the shipped build"), "{err}");
+        let (code, err) = run(format!(
+            "eval --engines libfuzzer-asan --asan-bin-dir {} --bugs stale-lru",
+            plain.display()
+        ));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("is not the AddressSanitizer build"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
