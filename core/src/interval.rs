@@ -43,11 +43,19 @@ fn priority(key: Key) -> u64 {
 pub(crate) struct IntervalTree<V> {
     root: Link<V>,
     len: usize,
+    /// `Fault::IntervalStaleMaxEnd` armed (the harness's self-test).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) stale_max_end: bool,
 }
 
 impl<V> Default for IntervalTree<V> {
     fn default() -> Self {
-        IntervalTree { root: None, len: 0 }
+        IntervalTree {
+            root: None,
+            len: 0,
+            #[cfg(feature = "fault-injection")]
+            stale_max_end: false,
+        }
     }
 }
 
@@ -92,14 +100,16 @@ fn merge<V>(a: Link<V>, b: Link<V>) -> Link<V> {
 
 /// Inserts a node whose key is absent: down the search path while the priorities are
 /// higher, then the subtree there is split around the new node.
-fn insert<V>(link: &mut Link<V>, mut node: Box<Node<V>>) {
+fn insert<V>(link: &mut Link<V>, mut node: Box<Node<V>>, stale_max_end: bool) {
     match link {
         Some(n) if n.priority >= node.priority => {
-            n.max_end = n.max_end.max(node.end);
+            if !stale_max_end {
+                n.max_end = n.max_end.max(node.end);
+            }
             if node.key < n.key {
-                insert(&mut n.left, node);
+                insert(&mut n.left, node, stale_max_end);
             } else {
-                insert(&mut n.right, node);
+                insert(&mut n.right, node, stale_max_end);
             }
         }
         _ => {
@@ -160,7 +170,11 @@ impl<V> IntervalTree<V> {
             left: None,
             right: None,
         });
-        insert(&mut self.root, node);
+        #[cfg(feature = "fault-injection")]
+        let stale_max_end = self.stale_max_end;
+        #[cfg(not(feature = "fault-injection"))]
+        let stale_max_end = false;
+        insert(&mut self.root, node, stale_max_end);
         self.len += 1;
         old
     }

@@ -12,6 +12,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 use std::sync::Arc;
 
+#[cfg(feature = "fault-injection")]
+use crate::fault::Fault;
 use crate::interval::IntervalTree;
 use crate::memslots::UpdateError;
 use crate::set::{hva_end, overlaps_hva, MemslotSet};
@@ -282,6 +284,24 @@ pub struct TreeMemslots {
     /// Between [`MemslotSet::invalidate`] and the end of the request: the slot as it was and
     /// its INVALID copy. The active set holds the copy, the inactive one still the old slot.
     pending: Option<(Slot, Slot)>,
+    /// The injected fault (the harness's self-test), if any.
+    #[cfg(feature = "fault-injection")]
+    fault: Option<Fault>,
+}
+
+/// `faulty!(self, Fault)`: whether that fault is armed; `false` without the
+/// `fault-injection` feature, so that the faults cost nothing.
+#[cfg(feature = "fault-injection")]
+macro_rules! faulty {
+    ($s:ident, $fault:ident) => {
+        $s.fault == Some(Fault::$fault)
+    };
+}
+#[cfg(not(feature = "fault-injection"))]
+macro_rules! faulty {
+    ($s:ident, $fault:ident) => {
+        false
+    };
 }
 
 impl TreeMemslots {
@@ -292,6 +312,8 @@ impl TreeMemslots {
             active: 0,
             mem_slots_num,
             pending: None,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
         }
     }
 
@@ -332,7 +354,9 @@ impl TreeMemslots {
     /// `kvm_activate_memslot`: swap, then bring the new inactive set in line.
     fn activate(&mut self, old: Option<&Slot>, new: Option<&Slot>, step: u64) {
         self.swap(step);
-        self.inactive().replace(old, new);
+        if !faulty!(self, TreeSkipsResync) {
+            self.inactive().replace(old, new);
+        }
     }
 
     fn current(&self, id: u16) -> Result<Slot, UpdateError> {
@@ -371,7 +395,12 @@ impl MemslotSet for TreeMemslots {
     fn search(&self, gfn: u64) -> Option<&MemorySlot> {
         let set = self.active();
         if let Some(s) = set.last_used() {
-            if s.contains(gfn) {
+            let hit = if faulty!(self, LastUsedEndInclusive) {
+                s.base_gfn <= gfn && gfn <= s.end_gfn()
+            } else {
+                s.contains(gfn)
+            };
+            if hit {
                 return Some(s);
             }
         }
@@ -486,6 +515,14 @@ impl MemslotSet for TreeMemslots {
         self.inactive().replace(Some(&old), new.as_ref());
         self.activate(Some(&shown), new.as_ref(), step);
         Ok(())
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn set_fault(&mut self, fault: Option<Fault>) {
+        self.fault = fault;
+        for set in &mut self.sets {
+            set.hva_tree.stale_max_end = fault == Some(Fault::IntervalStaleMaxEnd);
+        }
     }
 
     /// Each set's own invariants, and the two sets agree: the same slot objects, no request

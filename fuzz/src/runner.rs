@@ -48,10 +48,17 @@ pub fn standard_implementations() -> Vec<Box<dyn Implementation>> {
     ]
 }
 
-/// The standard set with the core replaced by one with an injected fault (self-test).
+/// The standard set with the backend the fault is in (`core`, the array, or `tree`) replaced by
+/// one with that fault injected (self-test).
 pub fn implementations_with_fault(fault: memslot_core::Fault) -> Vec<Box<dyn Implementation>> {
     let mut impls = standard_implementations();
-    impls[0] = Box::new(CoreImpl::with_fault(fault));
+    for imp in impls.iter_mut() {
+        match imp.name() {
+            "core" if !fault.in_tree() => *imp = Box::new(CoreImpl::with_fault(fault)),
+            "tree" if fault.in_tree() => *imp = Box::new(TreeImpl::with_fault(fault)),
+            _ => {}
+        }
+    }
     impls
 }
 

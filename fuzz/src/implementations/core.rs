@@ -57,7 +57,7 @@ impl Default for CoreImpl {
 }
 
 /// The fault `MEMSLOT_DIFF_PLANT=<fault>` (a `Fault` name, e.g. `SearchEndInclusive`) plants
-/// in every core, so that `ci/nightly --plant` can check the job end to end on a known bug.
+/// in every core backend (each ignores the other's faults: `Fault::in_tree`), so that `ci/nightly --plant` can check the job end to end on a known bug.
 /// Only builds with the `plant` feature honour it; any other build refuses to run with the
 /// variable set rather than silently test the correct code.
 pub fn planted() -> Option<Fault> {

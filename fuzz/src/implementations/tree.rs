@@ -7,10 +7,10 @@
 //! and is not an LRU hint: like post15's, it is saved and restored around the probes but not
 //! compared, while every lookup is.
 
-use memslot_core::{ArchLimits, Error, MemorySlot, MemslotSet, TreeMemslots, Vm};
+use memslot_core::{ArchLimits, Error, Fault, MemorySlot, MemslotSet, TreeMemslots, Vm};
 use memslot_reference::ApiSlot;
 
-use super::core::{ids, region, request_rc, slot};
+use super::core::{ids, planted, region, request_rc, slot};
 use super::oracle::packed_slot;
 use super::{Found, Implementation, Quick, SpaceSnapshot};
 use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
@@ -54,13 +54,24 @@ impl Ranks {
 }
 
 impl TreeImpl {
+    /// The tree as shipped (or with the tree fault `MEMSLOT_DIFF_PLANT` names).
     pub fn new() -> TreeImpl {
+        let mut vm = Vm::with_backend(ArchLimits::X86_64);
+        vm.set_fault(planted());
         TreeImpl {
-            vm: Vm::with_backend(ArchLimits::X86_64),
+            vm,
             reason: None,
             packed: Vec::new(),
             ranks: Default::default(),
         }
+    }
+
+    /// The tree with a deliberate one-line bug (memslot-core's `fault-injection` feature), for
+    /// the harness's self-test. It reports as `tree`, like the real one.
+    pub fn with_fault(fault: Fault) -> TreeImpl {
+        let mut tree = TreeImpl::new();
+        tree.vm.set_fault(Some(fault));
+        tree
     }
 
     fn space(&self, as_id: u16) -> Option<&TreeMemslots> {
