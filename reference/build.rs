@@ -44,6 +44,15 @@ fn main() {
         .warnings_into_errors(env::var_os("MEMSLOT_WERROR").is_some());
 
     let wants = Instrumentation::requested();
+    if wants.fuzzer && wants.sanitizers.iter().any(|s| s == "address") {
+        // Plain `cargo fuzz build` / `run` default to this; the project's scripts do not.
+        println!(
+            "cargo:warning=memslot-reference: AddressSanitizer fuzz build (cargo-fuzz's default). \
+             The shipped build is `cargo fuzz run -s none TARGET` (what ci/fuzz runs): the C \
+             ports' out-of-bounds accesses are caught by the shim's guard pages there, and it \
+             finds the zoo's bugs several times faster (README: The fuzz build)."
+        );
+    }
     if !wants.is_empty() {
         match find_clang() {
             Some(clang) => {

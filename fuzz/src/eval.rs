@@ -182,7 +182,10 @@ impl Options {
                 .map(|name| {
                     Engine::parse(name.trim()).ok_or_else(|| {
                         let known: Vec<&str> = Engine::ALL.iter().map(|e| e.name()).collect();
-                        format!("eval: unknown engine '{name}' (known: {})", known.join(", "))
+                        format!(
+                            "eval: unknown engine '{name}' (known: {})",
+                            known.join(", ")
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -369,7 +372,11 @@ impl FuzzBuild {
                 dirs.push(corpus::root().join("fuzz/target").join(&triple_release));
             }
             FuzzBuild::Asan => {
-                dirs.push(corpus::root().join("target/fuzz-asan").join(&triple_release));
+                dirs.push(
+                    corpus::root()
+                        .join("target/fuzz-asan")
+                        .join(&triple_release),
+                );
             }
         }
         dirs
