@@ -62,6 +62,20 @@ pub fn implementations_with_fault(fault: memslot_core::Fault) -> Vec<Box<dyn Imp
     impls
 }
 
+/// The standard set with `post15` replaced by a port broken on purpose (self-test): the same
+/// code with `MEMSLOT_SELFTEST_DELETE_KEEPS_INDEX` compiled in (`memslot_reference::Port`).
+pub fn implementations_with_broken_port() -> Vec<Box<dyn Implementation>> {
+    let mut impls = standard_implementations();
+    for imp in impls.iter_mut() {
+        if imp.name() == memslot_reference::Port::Post15.name() {
+            *imp = Box::new(PortImpl::new(
+                memslot_reference::Port::Post15SelftestDeleteKeepsIndex,
+            ));
+        }
+    }
+    impls
+}
+
 /// How thoroughly to check.
 #[derive(Clone, Debug)]
 pub struct RunOptions {

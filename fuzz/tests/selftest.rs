@@ -1,13 +1,16 @@
 //! Self-test: a deliberately broken core backend (memslot-core's `fault-injection` feature:
 //! five faults in the array, three in the tree's two-set swap, interval index and last-used
-//! cache) must be caught by the runner within a bounded number of generated programs, and the
-//! report must blame the broken implementation, for every fault. If the harness stopped
-//! comparing something, this fails.
+//! cache), and a C port compiled with a deliberate bug (`post15` with
+//! `MEMSLOT_SELFTEST_DELETE_KEEPS_INDEX`), must be caught by the runner within a bounded number
+//! of generated programs, and the report must blame the broken implementation. If the harness
+//! stopped comparing something, this fails.
 
 use memslot_core::Fault;
+use memslot_diff::implementations::Implementation;
 use memslot_diff::report::disagreeing;
 use memslot_diff::runner::{
-    implementations_with_fault, standard_implementations, RunOptions, Runner,
+    implementations_with_broken_port, implementations_with_fault, standard_implementations,
+    RunOptions, Runner,
 };
 use memslot_diff::stress::{iteration_seed, program, Kind};
 
@@ -29,40 +32,60 @@ fn covered(f: Fault) -> bool {
     }
 }
 
+/// Runs generated programs on `implementations()` until one diverges (at most [`BUDGET`]);
+/// the report must blame `broken` alone. Returns what caught it.
+fn caught(
+    what: &str,
+    broken: &str,
+    implementations: impl Fn() -> Vec<Box<dyn Implementation>>,
+) -> String {
+    for i in 0..BUDGET {
+        let kind = if i % 2 == 0 {
+            Kind::Short
+        } else {
+            Kind::Realistic
+        };
+        let ops = program(iteration_seed(0xfa17, i), Some(kind));
+        let result = Runner::new(implementations(), RunOptions::default()).run(&ops);
+        if let Some(d) = result.divergence {
+            // The broken implementation is the one that stands out.
+            assert_eq!(
+                disagreeing(&d),
+                [broken],
+                "{what}: the divergence does not point at {broken} alone: {d:#?}"
+            );
+            return format!(
+                "{what}: caught by program {}, step {}: {}",
+                i + 1,
+                d.step,
+                d.aspect
+            );
+        }
+    }
+    panic!("{what} not caught within {BUDGET} generated programs");
+}
+
 #[test]
 fn every_injected_fault_is_caught() {
     let mut report = Vec::new();
     for fault in Fault::ALL {
         assert!(covered(fault));
-        let mut caught = None;
-        for i in 0..BUDGET {
-            let kind = if i % 2 == 0 {
-                Kind::Short
-            } else {
-                Kind::Realistic
-            };
-            let ops = program(iteration_seed(0xfa17, i), Some(kind));
-            let result =
-                Runner::new(implementations_with_fault(fault), RunOptions::default()).run(&ops);
-            if let Some(d) = result.divergence {
-                // The broken implementation is the one that stands out.
-                let broken = if fault.in_tree() { "tree" } else { "core" };
-                assert_eq!(
-                    disagreeing(&d),
-                    [broken],
-                    "{fault:?}: the divergence does not point at {broken} alone: {d:#?}"
-                );
-                caught = Some((i + 1, d.step, d.aspect.clone()));
-                break;
-            }
-        }
-        let (programs, step, aspect) = caught
-            .unwrap_or_else(|| panic!("{fault:?} not caught within {BUDGET} generated programs"));
-        report.push(format!(
-            "{fault:?}: caught by program {programs}, step {step}: {aspect}"
-        ));
+        let broken = if fault.in_tree() { "tree" } else { "core" };
+        report.push(caught(&format!("{fault:?}"), broken, || {
+            implementations_with_fault(fault)
+        }));
     }
     println!("{}", report.join("\n"));
+}
+
+#[test]
+fn a_broken_port_is_caught() {
+    // post15 compiled with MEMSLOT_SELFTEST_DELETE_KEEPS_INDEX (reference/c/states/).
+    let broken = memslot_reference::Port::Post15SelftestDeleteKeepsIndex.name();
+    println!(
+        "{}",
+        caught(broken, broken, implementations_with_broken_port)
+    );
 }
 
 #[test]

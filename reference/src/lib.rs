@@ -141,10 +141,13 @@ pub enum Port {
     Post15BugBelowLowest,
     /// [`Port::Post15`] without 1e8617d37fc3.
     Post15BugUpdateAbsentId,
+    /// [`Port::Post15`] broken on purpose, in no kernel: `kvm_memslot_delete()` keeps the
+    /// deleted id's index. For the harness's self-test only.
+    Post15SelftestDeleteKeepsIndex,
 }
 
 impl Port {
-    pub const ALL: [Port; 12] = [
+    pub const ALL: [Port; 13] = [
         Port::Pre,
         Port::PreFixed,
         Port::PreBugPrepareInvalid,
@@ -157,6 +160,7 @@ impl Port {
         Port::Post15BugEmptyArray,
         Port::Post15BugBelowLowest,
         Port::Post15BugUpdateAbsentId,
+        Port::Post15SelftestDeleteKeepsIndex,
     ];
 
     /// The name reports and command lines use: `pre`, `post15-bug-stale-lru`, ...
@@ -174,6 +178,7 @@ impl Port {
             Port::Post15BugEmptyArray => "post15-bug-empty-array",
             Port::Post15BugBelowLowest => "post15-bug-below-lowest",
             Port::Post15BugUpdateAbsentId => "post15-bug-update-absent-id",
+            Port::Post15SelftestDeleteKeepsIndex => "post15-selftest-delete-keeps-index",
         }
     }
 
@@ -198,7 +203,8 @@ impl Port {
             | Port::Post15BugStaleLru
             | Port::Post15BugEmptyArray
             | Port::Post15BugBelowLowest
-            | Port::Post15BugUpdateAbsentId => Family::Post15,
+            | Port::Post15BugUpdateAbsentId
+            | Port::Post15SelftestDeleteKeepsIndex => Family::Post15,
         }
     }
 
@@ -216,6 +222,7 @@ impl Port {
             Port::Post15BugEmptyArray => &ffi::POST15_BUG_EMPTY_ARRAY,
             Port::Post15BugBelowLowest => &ffi::POST15_BUG_BELOW_LOWEST,
             Port::Post15BugUpdateAbsentId => &ffi::POST15_BUG_UPDATE_ABSENT_ID,
+            Port::Post15SelftestDeleteKeepsIndex => &ffi::POST15_SELFTEST_DELETE_KEEPS_INDEX,
         }
     }
 }

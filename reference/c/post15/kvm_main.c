@@ -17,6 +17,10 @@
  *    searching memslots" (search_memslots() in kvm_host.h);
  *  - MEMSLOT_FIX_1e8617d37fc3: "KVM: Move WARN on invalid memslot index to
  *    update_memslots()".
+ * One switch is not upstream and breaks the port on purpose, for the harness's
+ * self-test (states/post15_selftest_delete_keeps_index.c):
+ *  - MEMSLOT_SELFTEST_DELETE_KEEPS_INDEX: kvm_memslot_delete() leaves the
+ *    deleted id's index in place instead of -1.
  * Without any of them this is 36947254e5f9 as merged.
  *
  * A literal port: same function names, loops, boundary conditions and WARNs.
@@ -166,7 +170,9 @@ static inline void kvm_memslot_delete(struct kvm_memslots *slots,
 		slots->id_to_index[mslots[i].id] = i;
 	}
 	mslots[i] = *memslot;
+#ifndef MEMSLOT_SELFTEST_DELETE_KEEPS_INDEX /* not upstream: the harness's self-test (states/) */
 	slots->id_to_index[memslot->id] = -1;
+#endif
 }
 
 /*
