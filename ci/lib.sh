@@ -49,7 +49,7 @@ select_fuzz_toolchain() {
     fi
 }
 
-# The two fuzz builds (README: "The fuzz build").
+# The two fuzz builds (docs/fuzz-build.md).
 #  none:    the shipped default. No AddressSanitizer: the Rust side is safe Rust, and the C
 #           ports' out-of-bounds accesses are caught by the shim's guard pages
 #           (reference/c/shim/guard.h) and reported as divergences naming the port.

@@ -50,7 +50,7 @@ fn main() {
             "cargo:warning=memslot-reference: AddressSanitizer fuzz build (cargo-fuzz's default). \
              The shipped build is `cargo fuzz run -s none TARGET` (what ci/fuzz runs): the C \
              ports' out-of-bounds accesses are caught by the shim's guard pages there, and it \
-             finds the zoo's bugs several times faster (README: The fuzz build)."
+             finds the zoo's bugs several times faster (docs/fuzz-build.md)."
         );
     }
     if !wants.is_empty() {

@@ -24,7 +24,7 @@ done
 # The fuzz targets, with cargo-fuzz's default AddressSanitizer build (OSS-Fuzz's cargo
 # wrapper adjusts it for other $SANITIZER values, e.g. coverage builds). OSS-Fuzz and
 # ClusterFuzzLite require a sanitizer, so this is the ASan build, not the shipped -s none one
-# (README: The fuzz build); the repository's rustc wrapper (fuzz/coverage-scope) still limits
+# (docs/fuzz-build.md); the repository's rustc wrapper (fuzz/coverage-scope) still limits
 # coverage to the code under test.
 cargo fuzz build -O --debug-assertions --target-dir "$WORK/cargo-target"
 triple=$(rustc -vV | sed -n 's/^host: //p')
