@@ -4,6 +4,7 @@
 //! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed]] FILE|DIR...
 //! memslot-diff fmt [--target T] ARTIFACT
 //! memslot-diff encode [--target T] SCENARIO OUTPUT
+//! memslot-diff minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed]] [--time T] FILE
 //! memslot-diff generate --seed S [--kind short|realistic|long]
 //! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
 //!                     [--generator steered|random] [--json]
@@ -44,6 +45,10 @@ commands:
         Print the scenario text of a fuzz input.
   encode [--target T] SCENARIO OUTPUT
         Write the byte form of a scenario (a fuzz input that decodes to the same program).
+  minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed]] [--time T] FILE
+        Shrink a diverging scenario or fuzz artifact by whole operations while it diverges
+        with the same signature, and print the result as scenario text. The search stops
+        when no single operation can go, or after T (default 60s) with the best so far.
   generate --seed S [--kind short|realistic|long]
         Print the program the stress generator builds from a seed.
   stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
@@ -93,6 +98,7 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
         "replay" => replay(rest, out, err),
         "fmt" => fmt(rest, out),
         "encode" => encode(rest, out),
+        "minimize" => minimize(rest, out, err),
         "generate" => generate(rest, out),
         "stress" => stress_command(rest, out),
         "seed-corpus" => seed_corpus(rest, out),
@@ -406,6 +412,60 @@ fn encode(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         loaded.ops.len(),
         bytes.len()
     );
+    Ok(0)
+}
+
+fn minimize(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, String> {
+    let a = Args::parse(
+        "minimize",
+        args,
+        &["text", "bytes", "fixed"],
+        &["target", "zoo", "time"],
+    )?;
+    a.exactly(1, "one FILE argument")?;
+    let (lockstep, _) = a.lockstep()?;
+    let budget = match a.value("time") {
+        Some(t) => parse_duration(t).map_err(|e| format!("minimize: --time: {e}"))?,
+        None => Duration::from_secs(60),
+    };
+    let path = Path::new(&a.positional[0]);
+    let format = match (a.flag("text"), a.flag("bytes")) {
+        (true, true) => return Err("minimize: give --text or --bytes, not both".to_string()),
+        (true, false) => Some(Format::Text),
+        (false, true) => Some(Format::Bytes),
+        (false, false) => None,
+    };
+    let loaded = corpus::load(path, a.target()?, format)?;
+    let deadline = std::time::Instant::now() + budget;
+    let m = crate::minimize::minimize(&loaded.ops, deadline, |ops| {
+        Runner::new(lockstep.implementations(), RunOptions::default())
+            .run(ops)
+            .divergence
+    })
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let _ = writeln!(
+        err,
+        "{}: {} -> {} operations, signature {} ({} replays{})",
+        path.display(),
+        loaded.ops.len(),
+        m.ops.len(),
+        m.signature,
+        m.runs,
+        if m.complete {
+            ""
+        } else {
+            "; stopped by --time, not one-minimal"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "# minimized by memslot-diff from {}: {} of {} operations, signature {}",
+        path.display(),
+        m.ops.len(),
+        loaded.ops.len(),
+        m.signature
+    );
+    let _ = write!(out, "{}", scenario::print(&m.ops));
     Ok(0)
 }
 

@@ -10,7 +10,8 @@
 //! * [`implementations`]: the trait every implementation meets, and the adapters;
 //! * [`runner`]: lockstep execution and comparison; [`report`]: the divergence report;
 //! * [`targets`]: the fuzz targets' entry points; [`cli`]: the `memslot-diff` command;
-//!   [`stress`]: the RNG-driven stress loop; [`corpus`]: seeds and regressions on disk.
+//!   [`stress`]: the RNG-driven stress loop; [`corpus`]: seeds and regressions on disk;
+//!   [`minimize`]: shrinking a diverging program by whole operations.
 
 pub mod cli;
 pub mod corpus;
@@ -19,6 +20,7 @@ pub mod eval;
 pub mod generate;
 pub mod implementations;
 pub mod lowlevel;
+pub mod minimize;
 pub mod ops;
 pub mod realistic;
 pub mod report;

@@ -357,3 +357,64 @@ fn throughput_writes_its_fixed_inputs_and_measures_them() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown target 'nope'"), "{err}");
 }
+
+/// The prepare-invalid scenario above, buried among unrelated slots and lookups: `minimize`
+/// gives back a program that diverges the same way, with the padding gone, and refuses a
+/// program on which everything agrees.
+#[test]
+fn minimize_drops_what_the_divergence_does_not_need() {
+    let dir = temp_dir("minimize");
+    let mut text = String::new();
+    for i in 0..12u64 {
+        text += &format!(
+            "set as=0 id={} gpa={:#x} size=4K hva={:#x} flags=0\nlookup as=0 gfn={:#x}\n",
+            20 + i,
+            0x4000_0000 + i * 0x10_0000,
+            0x7f10_0000_0000u64 + i * 0x1000,
+            0x40000 + i * 0x100
+        );
+    }
+    text += "set as=0 id=1 gpa=0x100000 size=2M hva=0x7f0000000000 flags=0\n\
+             set as=0 id=2 gpa=0 size=64K hva=0x7f0000200000 flags=dirty\n\
+             set as=1 id=3 gpa=0 size=4K hva=0x7f0000300000 flags=0\n\
+             fail-prepare errno=-ENOMEM\n\
+             set as=0 id=1 gpa=0x100000 size=0 hva=0x7f0000000000 flags=0\n\
+             lookup as=0 gfn=0x100\n\
+             set as=0 id=40 gpa=0x80000000 size=4K hva=0x7f2000000000 flags=0\n";
+    let file = write(&dir, "padded.scenario", text.as_bytes());
+    let (code, out, _) = memslot_diff(&["replay", "--zoo", "prepare-invalid", &file]);
+    assert_eq!(code, 1, "{out}");
+    let wanted = out
+        .lines()
+        .find_map(|l| l.strip_prefix("  signature: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a signature line")
+        .to_string();
+
+    let (code, out, err) = memslot_diff(&["minimize", "--zoo", "prepare-invalid", &file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("31 -> 3 operations") && err.contains(&wanted),
+        "{err}"
+    );
+    let ops = scenario::parse(&out).expect("minimize prints scenario text");
+    assert_eq!(ops.len(), 3, "{out}");
+    assert!(out.contains("\nfail-prepare errno=-12\n"), "{out}");
+    let min = write(&dir, "min.scenario", out.as_bytes());
+    let (code, again, _) = memslot_diff(&["replay", "--zoo", "prepare-invalid", &min]);
+    assert_eq!(code, 1, "{again}");
+    assert!(
+        again.contains(&format!("  signature: {wanted} ")),
+        "{again}"
+    );
+
+    let (code, _, err) = memslot_diff(&["minimize", "--zoo", "prepare-invalid", "--fixed", &file]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("padded.scenario: nothing to minimize"),
+        "{err}"
+    );
+    let (code, _, err) = memslot_diff(&["minimize", "--time", "soon", &file]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad duration 'soon'"), "{err}");
+}
