@@ -13,6 +13,8 @@ use std::process::Command;
 
 /// Besides `c/states/*.c`.
 const SOURCES: [&str; 2] = ["c/api_layout.c", "c/shim/guard.c"];
+/// The directory of mutant schemata to build the ports from (`memslot-diff mutants`).
+const MUTANT_SOURCES: &str = "MEMSLOT_MUTANT_SOURCES";
 /// What fuzz builds do not trace (the shim's infrastructure).
 const COVERAGE_IGNORELIST: &str = "c/coverage-ignorelist.txt";
 
@@ -21,8 +23,26 @@ fn main() {
         println!("cargo:rerun-if-changed={dir}");
     }
     println!("cargo:rerun-if-changed={COVERAGE_IGNORELIST}");
-    for var in ["CC", "CFLAGS", "MEMSLOT_WERROR", "MEMSLOT_NO_INSTRUMENT"] {
+    for var in [
+        "CC",
+        "CFLAGS",
+        "MEMSLOT_WERROR",
+        "MEMSLOT_NO_INSTRUMENT",
+        MUTANT_SOURCES,
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
+    }
+    // `memslot-diff mutants` builds the ports from its mutant schemata: copies of
+    // `c/<port>/` in which every mutant is compiled in behind `MEMSLOT_MUTANT=<id>`. Found
+    // first on the include path, they replace the ports for `#include "<port>/kvm_main.c"`.
+    let mutants = env::var_os(MUTANT_SOURCES).map(PathBuf::from);
+    if let Some(dir) = &mutants {
+        println!("cargo:rerun-if-changed={}", dir.display());
+        println!(
+            "cargo:warning=memslot-reference: the C ports come from the mutant schemata in {} \
+             ({MUTANT_SOURCES}): this build is for memslot-diff mutants only",
+            dir.display()
+        );
     }
 
     let mut states: Vec<PathBuf> = std::fs::read_dir("c/states")
@@ -32,6 +52,9 @@ fn main() {
         .collect();
     states.sort();
     let mut build = cc::Build::new();
+    if let Some(dir) = &mutants {
+        build.include(dir);
+    }
     build
         .files(SOURCES)
         .files(&states)

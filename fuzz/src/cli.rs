@@ -13,6 +13,8 @@
 //! memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
 //!                   [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR]
 //!                   [--fuzz-bin-dir DIR]
+//! memslot-diff mutants [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT]
+//!                      [--keys FILE] [--out DIR] [--list] [--bin FILE]
 //! ```
 //!
 //! Exit status: 0 when every implementation agrees (or the command succeeded), 1 on a
@@ -76,6 +78,17 @@ commands:
         target/memslot-diff/eval) and prints the table. The libfuzzer engine runs the
         binaries of `cargo +nightly fuzz build` (or those in --fuzz-bin-dir).
 
+  mutants [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT] [--keys FILE]
+          [--out DIR] [--list] [--bin FILE]
+        The mutation score: mutate the three C ports of the standard set (relational,
+        logical, arithmetic, off-by-one, increment, negate, drop), build them all into one
+        memslot-diff (the mutant schemata; target/mutants), run the stress engine on each
+        mutant for T (default 60s; --jobs 2) and report killed, survived, timed out or
+        crashed, with reference/c/mutants-equivalent.txt counted apart. --list prints the
+        mutants and runs nothing; --only, --sample N (evenly spaced) and --keys FILE (one
+        key per line) choose some. Writes results.json and table.md to DIR (default
+        target/memslot-diff/mutants). Exit 1 when a mutant survived.
+
 zoo bugs (--zoo; MEMSLOT_DIFF_ZOO=BUG[:fixed] for the fuzz targets): stale-lru, empty-array,
   below-lowest, below-lowest-full, prepare-invalid, update-absent-id.
 
@@ -104,6 +117,7 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
         "seed-corpus" => seed_corpus(rest, out),
         "throughput" => throughput(rest, out),
         "eval" => crate::eval::command(rest, out),
+        "mutants" => crate::mutants::command(rest, out),
         "help" | "-h" | "--help" => {
             let _ = writeln!(out, "{USAGE}");
             Ok(0)

@@ -21,6 +21,7 @@ pub mod generate;
 pub mod implementations;
 pub mod lowlevel;
 pub mod minimize;
+pub mod mutants;
 pub mod ops;
 pub mod realistic;
 pub mod report;

@@ -1,0 +1,719 @@
+//! `memslot-diff mutants`: the harness's mutation score on the C ports.
+//!
+//! A quiet run is worth the bugs it would have reported. This generates mutants of the three
+//! ports of the standard set ([`c`]), builds them all into one `memslot-diff` (the mutant
+//! schemata, `MEMSLOT_MUTANT_SOURCES`; target dir `target/mutants`), then runs the stress
+//! engine on each (`MEMSLOT_MUTANT=<id> memslot-diff stress --seed S --time T`, a process of
+//! its own) and records whether the harness reports it: killed (with the signature, the
+//! step and how long it took), survived, timed out (a hang: the mutant loops), or crashed.
+//! Mutants judged equivalent, each with its argument, are listed in
+//! `reference/c/mutants-equivalent.txt` and counted apart.
+
+pub mod c;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use c::Mutant;
+
+/// The ports the standard set runs, each with the state file it runs (whose defines decide
+/// which preprocessor branches are mutated).
+pub const PORTS: [(&str, &str); 3] = [
+    ("pre", "states/pre_fixed.c"),
+    ("post", "states/post_fixed.c"),
+    ("post15", "states/post15.c"),
+];
+/// The files of a port that are mutated.
+pub const FILES: [&str; 2] = ["kvm_host.h", "kvm_main.c"];
+/// Functions not mutated: the arch hooks (`kvm_arch_*`, the ports' stand-ins for arch code,
+/// no memslot logic) and the VM's set-up and tear-down, whose mistakes are leaks that no
+/// lockstep comparison can see.
+pub fn in_scope(function: &str) -> bool {
+    !function.starts_with("kvm_arch_") && !matches!(function, "kvm_create_vm" | "kvm_destroy_vm")
+}
+/// Relative to `reference/c/`.
+pub const EQUIVALENT_LIST: &str = "mutants-equivalent.txt";
+
+/// `reference/c/` of this checkout.
+pub fn sources_dir() -> PathBuf {
+    crate::corpus::root().join("reference").join("c")
+}
+
+/// Files to write: `(path under the schemata dir, text)`.
+pub type Schemata = Vec<(PathBuf, String)>;
+
+/// Every mutant of the standard ports, and their schemata.
+pub fn generate(c_dir: &Path) -> Result<(Vec<Mutant>, Schemata), String> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let shim_defines = defines(&read(&c_dir.join("shim/kernel.h"))?);
+    let mut mutants = Vec::new();
+    let mut files = Vec::new();
+    for (port, state) in PORTS {
+        let mut defined = defines(&read(&c_dir.join(state))?);
+        defined.extend(shim_defines.iter().cloned());
+        for file in FILES {
+            let rel = format!("{port}/{file}");
+            let source = read(&c_dir.join(&rel))?;
+            let mutated = c::mutate(&source, &rel, &defined, &in_scope, mutants.len());
+            mutants.extend(mutated.mutants);
+            let mut schemata = mutated.schemata;
+            if file == "kvm_host.h" {
+                // On the first line, so that no line moves.
+                schemata.insert_str(0, c::HELPER);
+            }
+            files.push((PathBuf::from(rel), schemata));
+        }
+    }
+    Ok((mutants, files))
+}
+
+/// The macros `#define`d in a source (names only).
+fn defines(source: &str) -> HashSet<String> {
+    source
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("#define"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(|name| name.split('(').next().unwrap_or(name).to_string())
+        .collect()
+}
+
+/// The equivalent mutants: `key | argument` lines (`#` comments), keyed by [`Mutant::key`].
+pub fn equivalents(text: &str, file: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, why)) = line.rsplit_once(" | ") else {
+            return Err(format!(
+                "{file}:{}: expected `<mutant key> | <why it is equivalent>`",
+                n + 1
+            ));
+        };
+        if why.trim().is_empty() {
+            return Err(format!("{file}:{}: the argument is missing", n + 1));
+        }
+        map.insert(key.trim().to_string(), why.trim().to_string());
+    }
+    Ok(map)
+}
+
+/// What happened to one mutant.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Killed,
+    Survived,
+    TimedOut,
+    Crashed,
+    Equivalent,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub id: usize,
+    pub key: String,
+    pub file: String,
+    pub function: String,
+    pub line: usize,
+    pub operator: &'static str,
+    pub original: String,
+    pub replacement: String,
+    pub status: Status,
+    /// The report's signature (killed), the signal or exit status (crashed), or the
+    /// argument (equivalent).
+    pub detail: String,
+    /// The step of the diverging program at which the report came.
+    pub step: Option<usize>,
+    pub seconds: f64,
+    pub programs: u64,
+    pub ops: u64,
+}
+
+impl Outcome {
+    fn new(mutant: &Mutant) -> Outcome {
+        Outcome {
+            id: mutant.id,
+            key: mutant.key(),
+            file: mutant.file.clone(),
+            function: mutant.function.clone(),
+            line: mutant.line,
+            operator: mutant.operator,
+            original: mutant.original.clone(),
+            replacement: mutant.replacement.clone(),
+            status: Status::Survived,
+            detail: String::new(),
+            step: None,
+            seconds: 0.0,
+            programs: 0,
+            ops: 0,
+        }
+    }
+
+    fn detected(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Killed | Status::TimedOut | Status::Crashed
+        )
+    }
+}
+
+/// Run one mutant's stress process and classify it.
+pub fn run_one(
+    bin: &Path,
+    mutant: &Mutant,
+    seed: u64,
+    budget: Duration,
+    scratch: &Path,
+) -> Outcome {
+    let mut outcome = Outcome::new(mutant);
+    let out_dir = scratch.join(format!("mutant-{}", mutant.id));
+    let log = scratch.join(format!("mutant-{}.log", mutant.id));
+    let started = Instant::now();
+    let child = std::fs::File::create(&log).and_then(|file| {
+        Command::new(bin)
+            .args(["stress", "--json", "--seed", &seed.to_string(), "--time"])
+            .arg(format!("{}ms", budget.as_millis()))
+            .arg("--out")
+            .arg(&out_dir)
+            .env("MEMSLOT_MUTANT", mutant.id.to_string())
+            .env_remove("MEMSLOT_DIFF_ZOO")
+            .env_remove("MEMSLOT_DIFF_PLANT")
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+    });
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            outcome.status = Status::Crashed;
+            outcome.detail = format!("could not start {}: {e}", bin.display());
+            return outcome;
+        }
+    };
+    // stress checks its budget between programs, each a few milliseconds: a mutant still
+    // running 5 s after its budget loops inside one program.
+    let limit = budget + Duration::from_secs(5);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break None,
+        }
+    };
+    outcome.seconds = started.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    if let Some(json) = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        outcome.seconds = json["seconds"].as_f64().unwrap_or(outcome.seconds);
+        outcome.programs = json["programs"].as_u64().unwrap_or(0);
+        outcome.ops = json["ops"].as_u64().unwrap_or(0);
+    }
+    match status.map(|s| (s.code(), s)) {
+        None => {
+            outcome.status = Status::TimedOut;
+            outcome.detail = format!("no answer within {} s", limit.as_secs());
+        }
+        Some((Some(0), _)) => outcome.status = Status::Survived,
+        Some((Some(1), _)) => {
+            outcome.status = Status::Killed;
+            outcome.detail = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("signature: "))
+                .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
+                .unwrap_or_else(|| "reported".to_string());
+            outcome.step = text.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("step ")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            });
+        }
+        Some((_, s)) => {
+            outcome.status = Status::Crashed;
+            outcome.detail = format!("stress exited with {s}");
+        }
+    }
+    if matches!(outcome.status, Status::Survived) {
+        let _ = std::fs::remove_file(&log);
+    }
+    outcome
+}
+
+/// Options of the command.
+struct Options {
+    time: Duration,
+    jobs: usize,
+    seed: u64,
+    sample: Option<usize>,
+    only: Vec<String>,
+    keys: Option<PathBuf>,
+    out: PathBuf,
+    list: bool,
+    bin: Option<PathBuf>,
+}
+
+const USAGE: &str = "mutants [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT] [--keys FILE] [--out DIR] [--list] [--bin FILE]";
+
+/// `memslot-diff mutants ...`.
+pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
+    let mut o = Options {
+        time: Duration::from_secs(60),
+        jobs: 2,
+        seed: 1,
+        sample: None,
+        only: Vec::new(),
+        keys: None,
+        out: crate::corpus::root().join("target/memslot-diff/mutants"),
+        list: false,
+        bin: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("mutants: option {name} needs a value"))
+        };
+        let number = |name: &str, v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("mutants: bad number '{v}' for {name}"))
+        };
+        match arg.as_str() {
+            "--time" => {
+                o.time = crate::cli::parse_duration(&value("--time")?)
+                    .map_err(|e| format!("mutants: --time: {e}"))?
+            }
+            "--jobs" => o.jobs = number("--jobs", value("--jobs")?)?.max(1) as usize,
+            "--seed" => o.seed = number("--seed", value("--seed")?)?,
+            "--sample" => o.sample = Some(number("--sample", value("--sample")?)?.max(1) as usize),
+            "--only" => o.only.push(value("--only")?),
+            "--keys" => o.keys = Some(PathBuf::from(value("--keys")?)),
+            "--out" => o.out = PathBuf::from(value("--out")?),
+            "--bin" => o.bin = Some(PathBuf::from(value("--bin")?)),
+            "--list" => o.list = true,
+            other => {
+                return Err(format!(
+                    "mutants: unknown option '{other}'\nusage: memslot-diff {USAGE}"
+                ))
+            }
+        }
+    }
+    let c_dir = sources_dir();
+    let (mutants, schemata) = generate(&c_dir)?;
+    let equivalent_file = c_dir.join(EQUIVALENT_LIST);
+    let equivalent_text = std::fs::read_to_string(&equivalent_file)
+        .map_err(|e| format!("{}: {e}", equivalent_file.display()))?;
+    let equivalent = equivalents(&equivalent_text, &equivalent_file.display().to_string())?;
+    let keys: HashSet<String> = mutants.iter().map(Mutant::key).collect();
+    let stale: Vec<&String> = equivalent.keys().filter(|k| !keys.contains(*k)).collect();
+    if !stale.is_empty() {
+        return Err(format!(
+            "{}: {} entr{} name no mutant of today's ports (first: {}); update the list",
+            equivalent_file.display(),
+            stale.len(),
+            if stale.len() == 1 { "y" } else { "ies" },
+            stale[0]
+        ));
+    }
+    let mut chosen: Vec<&Mutant> = mutants
+        .iter()
+        .filter(|m| o.only.is_empty() || o.only.iter().any(|t| m.key().contains(t.as_str())))
+        .collect();
+    if let Some(file) = &o.keys {
+        // Exactly the mutants a file names, one key per line (`.ci/run`'s fixed sample).
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut picked = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let key = line.trim();
+            if key.is_empty() || key.starts_with('#') {
+                continue;
+            }
+            let m = chosen.iter().find(|m| m.key() == key).ok_or_else(|| {
+                format!(
+                    "{}:{}: no mutant of today's ports has this key (see memslot-diff mutants --list): {key}",
+                    file.display(),
+                    n + 1
+                )
+            })?;
+            picked.push(*m);
+        }
+        chosen = picked;
+    }
+    if let Some(n) = o.sample {
+        // Evenly spaced over the non-equivalent ones: a fixed sample for a given tree.
+        let pool: Vec<&Mutant> = chosen
+            .into_iter()
+            .filter(|m| !equivalent.contains_key(&m.key()))
+            .collect();
+        let step = pool.len().div_ceil(n).max(1);
+        chosen = pool.into_iter().step_by(step).take(n).collect();
+    }
+    if o.list {
+        for m in &chosen {
+            let eq = if equivalent.contains_key(&m.key()) {
+                "  [equivalent]"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "{:4} {}:{} {}{eq}", m.id, m.file, m.line, m.key());
+        }
+        let _ = writeln!(out, "{} of {} mutants", chosen.len(), mutants.len());
+        return Ok(0);
+    }
+    std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
+    let bin = match &o.bin {
+        Some(b) => b.clone(),
+        None => build(&o.out, &schemata, out)?,
+    };
+    // The schemata with no mutant selected are the ports themselves: they must agree.
+    let _ = writeln!(
+        out,
+        "==> checking the schemata build with no mutant selected"
+    );
+    let clean = Mutant {
+        id: usize::MAX,
+        file: "-".into(),
+        function: "-".into(),
+        line: 0,
+        operator: "none",
+        original: String::new(),
+        replacement: String::new(),
+        occurrence: 1,
+    };
+    let scratch = o.out.join("runs");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let baseline = run_one(
+        &bin,
+        &clean,
+        o.seed,
+        o.time.min(Duration::from_secs(5)),
+        &scratch,
+    );
+    if !matches!(baseline.status, Status::Survived) {
+        return Err(format!(
+            "the schemata build without a mutant is reported ({:?}: {}): a bug of the mutator, see {}",
+            baseline.status,
+            baseline.detail,
+            scratch.display()
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "==> {} mutant(s), {} s each at most, {} job(s), stress seed {}",
+        chosen.len(),
+        o.time.as_secs_f64(),
+        o.jobs,
+        o.seed
+    );
+    let outcomes = run_all(&bin, &chosen, &equivalent, &o, &scratch, out);
+    let summary = summarize(&outcomes, &o);
+    let json = serde_json::json!({
+        "time_budget_s": o.time.as_secs_f64(),
+        "seed": o.seed,
+        "engine": "stress",
+        "mutants": outcomes,
+    });
+    let write = |name: &str, text: &str| {
+        let p = o.out.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    write(
+        "results.json",
+        &serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )?;
+    write("table.md", &summary)?;
+    let _ = write!(out, "\n{summary}");
+    let _ = writeln!(
+        out,
+        "\nwritten: {}/results.json, {}/table.md",
+        o.out.display(),
+        o.out.display()
+    );
+    let survived = outcomes
+        .iter()
+        .any(|r| matches!(r.status, Status::Survived));
+    Ok(if survived { 1 } else { 0 })
+}
+
+/// Write the schemata and build `memslot-diff` from them; returns the binary.
+fn build(
+    out_dir: &Path,
+    schemata: &[(PathBuf, String)],
+    out: &mut dyn Write,
+) -> Result<PathBuf, String> {
+    let src = out_dir.join("schemata");
+    for (rel, text) in schemata {
+        let p = src.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        // Unchanged files keep their time stamps: cargo then has nothing to rebuild.
+        if std::fs::read_to_string(&p).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    let root = crate::corpus::root();
+    let target = root.join("target").join("mutants");
+    let _ = writeln!(
+        out,
+        "==> building memslot-diff from the mutant schemata in {} (target dir {})",
+        src.display(),
+        target.display()
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let log = out_dir.join("build.log");
+    let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "memslot-diff",
+            "--features",
+            "cli",
+            "--bin",
+            "memslot-diff",
+        ])
+        .env("MEMSLOT_MUTANT_SOURCES", &src)
+        .env("CARGO_TARGET_DIR", &target)
+        // Warnings in mutated code are expected: not errors here.
+        .env_remove("MEMSLOT_WERROR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CFLAGS")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let first = text
+            .lines()
+            .find(|l| l.contains("error"))
+            .unwrap_or("(no error line)");
+        return Err(format!(
+            "building the mutant schemata failed ({status}): {first}\nwhole log: {}",
+            log.display()
+        ));
+    }
+    Ok(target.join("release").join("memslot-diff"))
+}
+
+fn run_all(
+    bin: &Path,
+    chosen: &[&Mutant],
+    equivalent: &BTreeMap<String, String>,
+    o: &Options,
+    scratch: &Path,
+    out: &mut dyn Write,
+) -> Vec<Outcome> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; chosen.len()];
+    std::thread::scope(|scope| {
+        for _ in 0..o.jobs {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(m) = chosen.get(i) else { break };
+                let outcome = match equivalent.get(&m.key()) {
+                    Some(why) => {
+                        let mut r = Outcome::new(m);
+                        r.status = Status::Equivalent;
+                        r.detail = why.clone();
+                        r
+                    }
+                    None => run_one(bin, m, o.seed, o.time, scratch),
+                };
+                if tx.send((i, outcome)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut done = 0;
+        for (i, r) in rx {
+            done += 1;
+            if !matches!(r.status, Status::Killed | Status::Equivalent) {
+                let _ = writeln!(
+                    out,
+                    "  [{done}/{}] {:?}: {} ({})",
+                    chosen.len(),
+                    r.status,
+                    r.key,
+                    r.detail
+                );
+            } else if done % 25 == 0 {
+                let _ = writeln!(out, "  [{done}/{}]", chosen.len());
+            }
+            outcomes[i] = Some(r);
+        }
+    });
+    outcomes.into_iter().flatten().collect()
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+fn seconds(s: Option<f64>) -> String {
+    match s {
+        None => "-".to_string(),
+        Some(s) if s < 1.0 => format!("{:.0} ms", s * 1000.0),
+        Some(s) => format!("{s:.1} s"),
+    }
+}
+
+/// The report: the score, a table per file and function, the survivors with their diff.
+fn summarize(outcomes: &[Outcome], o: &Options) -> String {
+    let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|r| f(r)).count();
+    let equivalent = count(&|r| matches!(r.status, Status::Equivalent));
+    let detected = count(&|r| r.detected());
+    let considered = outcomes.len() - equivalent;
+    let kill_times: Vec<f64> = outcomes
+        .iter()
+        .filter(|r| r.detected())
+        .map(|r| r.seconds)
+        .collect();
+    let slowest = kill_times.iter().copied().fold(0.0, f64::max);
+    let mut s = format!(
+        "# Mutation score (stress engine, seed {}, {} s per mutant)\n\n\
+         **{detected} of {considered} non-equivalent mutants detected ({:.1}%)**: {} killed by a report, \
+         {} timed out (the mutant hangs), {} crashed the process; {} survived; {equivalent} equivalent \
+         (reference/c/{EQUIVALENT_LIST}). Time to detect: median {}, slowest {}.\n\n",
+        o.seed,
+        o.time.as_secs_f64(),
+        if considered == 0 { 100.0 } else { 100.0 * detected as f64 / considered as f64 },
+        count(&|r| matches!(r.status, Status::Killed)),
+        count(&|r| matches!(r.status, Status::TimedOut)),
+        count(&|r| matches!(r.status, Status::Crashed)),
+        count(&|r| matches!(r.status, Status::Survived)),
+        seconds(median(kill_times.clone())),
+        seconds(Some(slowest).filter(|_| !kill_times.is_empty())),
+    );
+    s += "| file | function | mutants | detected | survived | equivalent | kill rate | median time to detect |\n|---|---|---|---|---|---|---|---|\n";
+    let mut groups: BTreeMap<(&str, &str), Vec<&Outcome>> = BTreeMap::new();
+    for r in outcomes {
+        groups.entry((&r.file, &r.function)).or_default().push(r);
+    }
+    for ((file, function), rs) in &groups {
+        let eq = rs
+            .iter()
+            .filter(|r| matches!(r.status, Status::Equivalent))
+            .count();
+        let det: Vec<f64> = rs
+            .iter()
+            .filter(|r| r.detected())
+            .map(|r| r.seconds)
+            .collect();
+        let surv = rs
+            .iter()
+            .filter(|r| matches!(r.status, Status::Survived))
+            .count();
+        let n = rs.len() - eq;
+        s += &format!(
+            "| {file} | {function} | {} | {} | {surv} | {eq} | {} | {} |\n",
+            rs.len(),
+            det.len(),
+            if n == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0}%", 100.0 * det.len() as f64 / n as f64)
+            },
+            seconds(median(det.clone())),
+        );
+    }
+    let mut by_operator: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for r in outcomes
+        .iter()
+        .filter(|r| !matches!(r.status, Status::Equivalent))
+    {
+        let e = by_operator.entry(r.operator).or_default();
+        e.0 += 1;
+        e.1 += usize::from(r.detected());
+    }
+    s += "\n| operator | mutants | detected |\n|---|---|---|\n";
+    for (op, (n, d)) in by_operator {
+        s += &format!("| {op} | {n} | {d} |\n");
+    }
+    let survivors: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|r| matches!(r.status, Status::Survived))
+        .collect();
+    if !survivors.is_empty() {
+        s += "\n## Survivors\n\n";
+        for r in survivors {
+            s += &format!(
+                "- `{}` ({}:{}, {} programs in {:.0} s)\n  ```diff\n  - {}\n  + {}\n  ```\n",
+                r.key, r.file, r.line, r.programs, r.seconds, r.original, r.replacement
+            );
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ports_have_mutants_in_every_function_the_issue_names() {
+        let (mutants, files) = generate(&sources_dir()).unwrap();
+        assert_eq!(files.len(), 6);
+        let functions: HashSet<&str> = mutants.iter().map(|m| m.function.as_str()).collect();
+        for f in [
+            "update_memslots",
+            "search_memslots",
+            "id_to_memslot",
+            "__kvm_set_memory_region",
+            "kvm_memslot_delete",
+            "kvm_memslot_move_backward",
+            "kvm_memslot_move_forward",
+        ] {
+            assert!(functions.contains(f), "no mutant in {f}: {functions:?}");
+        }
+        // Keys are unique: the equivalent list can name each mutant.
+        let keys: HashSet<String> = mutants.iter().map(Mutant::key).collect();
+        assert_eq!(keys.len(), mutants.len());
+    }
+
+    #[test]
+    fn the_committed_equivalent_list_names_real_mutants_with_arguments() {
+        let file = sources_dir().join(EQUIVALENT_LIST);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let list = equivalents(&text, "list").unwrap();
+        let (mutants, _) = generate(&sources_dir()).unwrap();
+        let keys: HashSet<String> = mutants.iter().map(Mutant::key).collect();
+        for (key, why) in &list {
+            assert!(keys.contains(key), "{key}: no such mutant");
+            assert!(why.len() > 20, "{key}: argument too short: {why}");
+        }
+        assert!(equivalents("a b", "f")
+            .unwrap_err()
+            .starts_with("f:1: expected"));
+    }
+}
