@@ -54,6 +54,10 @@ fn main() {
     let mut build = cc::Build::new();
     if let Some(dir) = &mutants {
         build.include(dir);
+        // A dropped initialization must leave a defined value: otherwise the compiler may
+        // assume the `if (!mutant)` around it is always taken (reading the variable
+        // uninitialized would be undefined) and the mutant silently never happens.
+        build.flag_if_supported("-ftrivial-auto-var-init=zero");
     }
     build
         .files(SOURCES)
