@@ -64,6 +64,8 @@ struct memslot_api_fault {
 int memslot_shim_take_fault(struct memslot_api_fault *out);
 /* 1 if out-of-bounds accesses are caught by guard pages, 0 under AddressSanitizer. */
 int memslot_shim_guarded(void);
+/* The shim's allocations this thread made and has not freed. */
+int64_t memslot_shim_live_allocations(void);
 
 /* One struct kvm_memslots: header, the first nr_copied entries, the index. */
 struct memslot_api_state {

@@ -86,6 +86,7 @@ extern "C" {
     pub fn memslot_api_layout(out: *mut MemslotApiLayout);
     pub fn memslot_shim_take_fault(out: *mut MemslotApiFault) -> i32;
     pub fn memslot_shim_guarded() -> i32;
+    pub fn memslot_shim_live_allocations() -> i64;
 }
 
 /// The functions one port exports, as a table so that the wrapper is written once.

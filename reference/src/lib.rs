@@ -372,6 +372,10 @@ pub struct PortVm {
     ranges: Vec<i16>,
     /// Reused buffers for the batched lookups: slots, indices, LRU hints.
     batch: (Vec<ffi::MemslotApiSlot>, Vec<i32>, Vec<i32>),
+    /// The shim's allocations this VM holds (made and not freed in its calls), and how many
+    /// it held right after kvm_create_vm.
+    allocations: i64,
+    created_allocations: i64,
 }
 
 // SAFETY: the C VM is owned by this value alone and the ports keep no global state
@@ -381,9 +385,11 @@ unsafe impl Send for PortVm {}
 impl PortVm {
     pub fn new(port: Port) -> PortVm {
         assert_layout_once();
+        let live = live_allocations();
         // SAFETY: create_vm has no preconditions; NULL means out of memory.
         let kvm = unsafe { (port.fns().create_vm)() };
         let kvm = NonNull::new(kvm).expect("kvm_create_vm: out of memory");
+        let created_allocations = live_allocations() - live;
         PortVm {
             port,
             kvm,
@@ -398,7 +404,15 @@ impl PortVm {
             walk: Vec::new(),
             ranges: Vec::new(),
             batch: Default::default(),
+            allocations: created_allocations,
+            created_allocations,
         }
+    }
+
+    /// The shim's allocations this VM holds now, and held right after it was created: the
+    /// port's arrays plus one dirty bitmap per slot that logs dirty pages. More is a leak.
+    pub fn allocations(&self) -> (i64, i64) {
+        (self.allocations, self.created_allocations)
     }
 
     pub fn port(&self) -> Port {
@@ -438,7 +452,9 @@ impl PortVm {
         let fns = self.port.fns();
         // SAFETY: the counters are plain thread-local reads.
         let before = unsafe { (fns.warn_count)() };
+        let live = live_allocations();
         let result = f(fns, self.kvm.as_ptr());
+        self.allocations += live_allocations() - live;
         // Under AddressSanitizer the shim catches nothing (ASan reports and stops): skip the
         // question on a fuzzer's hot path.
         if guard_pages() {
@@ -691,6 +707,12 @@ impl PortVm {
     pub fn last_warn(&self) -> Option<&str> {
         self.last_warn.as_deref()
     }
+}
+
+/// The shim's allocations this thread holds.
+fn live_allocations() -> i64 {
+    // SAFETY: a thread-local read.
+    unsafe { ffi::memslot_shim_live_allocations() }
 }
 
 impl Drop for PortVm {

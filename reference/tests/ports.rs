@@ -684,3 +684,38 @@ fn range_queries_walk_linearly_and_see_overlapping_host_ranges() {
         assert_eq!(vm.warn_count(), 0);
     });
 }
+
+/// A VM holds what kvm_create_vm allocated plus one dirty bitmap per dirty-logged slot,
+/// through creates, moves, flags changes, refused requests and deletes: the harness's leak
+/// check (`PortImpl::check_invariants`) relies on it.
+#[test]
+fn allocations_are_the_arrays_and_one_bitmap_per_dirty_logged_slot() {
+    each_port(|vm| {
+        let (held, created) = vm.allocations();
+        assert!(
+            created > 0,
+            "{}: kvm_create_vm allocated nothing",
+            vm.port()
+        );
+        assert_eq!(held, created);
+        let bitmaps = |vm: &PortVm| vm.allocations().0 - created;
+        assert_eq!(set(vm, 0, 1, 0, MB, DIRTY), 0);
+        assert_eq!(set(vm, 0, 2, 4 * MB, MB, 0), 0);
+        assert_eq!(set(vm, 1, 3, 0, MB, DIRTY), 0);
+        assert_eq!(bitmaps(vm), 2, "{}", vm.port());
+        assert_eq!(
+            set(vm, 0, 2, 4 * MB, MB, DIRTY),
+            0,
+            "flags only: logging on"
+        );
+        assert_eq!(set(vm, 0, 1, 0, MB, 0), 0, "flags only: logging off");
+        assert_eq!(bitmaps(vm), 2, "{}", vm.port());
+        assert_eq!(set(vm, 0, 2, 8 * MB, MB, DIRTY), 0, "move");
+        assert_ne!(set(vm, 0, 4, 8 * MB, MB, DIRTY), 0, "overlap: refused");
+        assert_eq!(bitmaps(vm), 2, "{}", vm.port());
+        assert_eq!(set(vm, 0, 2, 0, 0, 0), 0);
+        assert_eq!(set(vm, 1, 3, 0, 0, 0), 0);
+        assert_eq!(set(vm, 0, 1, 0, 0, 0), 0);
+        assert_eq!(vm.allocations(), (created, created), "{}", vm.port());
+    });
+}

@@ -55,6 +55,32 @@ impl PortImpl {
         state
     }
 
+    /// What the VM holds is what it held when created plus one dirty bitmap per slot that
+    /// logs dirty pages: anything else leaked (or was freed twice).
+    fn check_allocations(&mut self) -> Result<(), String> {
+        let mut bitmaps = 0;
+        for as_id in 0..KVM_ADDRESS_SPACE_NUM {
+            let state = self.state(as_id, false);
+            let used = state.used_slots.max(0) as usize;
+            bitmaps += state
+                .entries
+                .iter()
+                .take(used)
+                .filter(|e| e.has_dirty_bitmap)
+                .count() as i64;
+        }
+        let (held, created) = self.vm.allocations();
+        if held != created + bitmaps {
+            return Err(format!(
+                "the VM holds {held} allocations: {created} from kvm_create_vm and {bitmaps} dirty \
+                 bitmap(s) expected, so {} {}",
+                (held - created - bitmaps).abs(),
+                if held > created + bitmaps { "leaked" } else { "freed too often" }
+            ));
+        }
+        Ok(())
+    }
+
     /// post15's states reset a hint past the array on delete (0774a964ef56) or, without that
     /// fix, keep it; the others keep it as the seed patch does. Only the latter compare.
     fn compares_lru(&self) -> bool {
@@ -270,6 +296,9 @@ impl Implementation for PortImpl {
                 _ => self.state(as_id, full),
             };
             check_raw(self.port.family(), &state, full)?;
+        }
+        if full && self.vm.fault().is_none() {
+            self.check_allocations()?;
         }
         Ok(())
     }

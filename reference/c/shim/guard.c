@@ -19,17 +19,34 @@
 
 #include "memslot_api.h"
 
+/*
+ * Allocations made and not yet freed by this thread: a port VM lives in one thread, so the
+ * difference across its calls is what it holds (memslot_shim_live_allocations()).
+ */
+static _Thread_local int64_t shim_live;
+
+int64_t memslot_shim_live_allocations(void)
+{
+	return shim_live;
+}
+
 #ifdef SHIM_ASAN
 /* From the sanitizer runtime (declared here: gcc does not always ship its header). */
 size_t __sanitizer_get_allocated_size(const volatile void *p);
 
 void *shim_kvzalloc(size_t size)
 {
-	return calloc(1, size);
+	void *p = calloc(1, size);
+
+	if (p)
+		shim_live++;
+	return p;
 }
 
 void shim_kvfree(const void *addr)
 {
+	if (addr)
+		shim_live--;
 	free((void *)addr);
 }
 
@@ -274,6 +291,7 @@ void *shim_kvzalloc(size_t size)
 	header->pad = 0;
 	header->map_len = data_len;
 	header->size = size;
+	shim_live++;
 	return user;
 }
 
@@ -313,6 +331,7 @@ void shim_kvfree(const void *addr)
 	base = (unsigned char *)addr + shim_round8(header->size) - data_len;
 	atomic_store(&shim_allocs[header->slot].guard, 0);
 	shim_unmap(base, data_len);
+	shim_live--;
 }
 
 size_t shim_alloc_size(const void *addr)
