@@ -13,7 +13,7 @@
 //! memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer] [--trials N] [--cap T]
 //!                   [--baseline-trials N] [--baseline-cap T] [--jobs N] [--out DIR]
 //!                   [--fuzz-bin-dir DIR]
-//! memslot-diff mutants [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT]
+//! memslot-diff mutants [--engine stress|libfuzzer] [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT]
 //!                      [--keys FILE] [--out DIR] [--list] [--bin FILE]
 //! ```
 //!
@@ -78,12 +78,13 @@ commands:
         target/memslot-diff/eval) and prints the table. The libfuzzer engine runs the
         binaries of `cargo +nightly fuzz build` (or those in --fuzz-bin-dir).
 
-  mutants [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT] [--keys FILE]
-          [--out DIR] [--list] [--bin FILE]
+  mutants [--engine stress|libfuzzer] [--time T] [--jobs N] [--seed S] [--sample N]
+          [--only TEXT] [--keys FILE] [--out DIR] [--list] [--bin FILE]
         The mutation score: mutate the three C ports of the standard set (relational,
         logical, arithmetic, off-by-one, increment, negate, drop), build them all into one
         memslot-diff (the mutant schemata; target/mutants), run the stress engine on each
-        mutant for T (default 60s; --jobs 2) and report killed, survived, timed out or
+        mutant for T (default 60s; --jobs 2; --engine libfuzzer: the shipped differential
+        fuzz binary, built into target/mutants-fuzz) and report killed, survived, timed out or
         crashed, with reference/c/mutants-equivalent.txt counted apart. --list prints the
         mutants and runs nothing; --only, --sample N (evenly spaced) and --keys FILE (one
         key per line) choose some. Writes results.json and table.md to DIR (default

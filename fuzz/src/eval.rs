@@ -803,7 +803,7 @@ fn run_libfuzzer(
 
 /// Units executed per libFuzzer's log: the final stats if printed, else the last `#N` status
 /// line (a lower bound: status lines come at powers of two and on new coverage).
-fn libfuzzer_executions(log: &str) -> Option<u64> {
+pub(crate) fn libfuzzer_executions(log: &str) -> Option<u64> {
     let mut last_status = None;
     let mut final_stat = None;
     for line in log.lines() {

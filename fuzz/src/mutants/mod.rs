@@ -164,8 +164,10 @@ impl Outcome {
     }
 }
 
-/// Run one mutant's stress process and classify it.
+/// Run one mutant in a process of its own (`bin` is the schemata build: the command line
+/// tool for stress, the `differential` fuzz binary for libFuzzer) and classify it.
 pub fn run_one(
+    engine: Engine,
     bin: &Path,
     mutant: &Mutant,
     seed: u64,
@@ -173,21 +175,50 @@ pub fn run_one(
     scratch: &Path,
 ) -> Outcome {
     let mut outcome = Outcome::new(mutant);
-    let out_dir = scratch.join(format!("mutant-{}", mutant.id));
+    let dir = scratch.join(format!("mutant-{}", mutant.id));
     let log = scratch.join(format!("mutant-{}.log", mutant.id));
+    let mut command = Command::new(bin);
+    match engine {
+        Engine::Stress => {
+            command
+                .args(["stress", "--json", "--seed", &seed.to_string(), "--time"])
+                .arg(format!("{}ms", budget.as_millis()))
+                .arg("--out")
+                .arg(&dir);
+        }
+        Engine::Libfuzzer => {
+            let corpus = dir.join("corpus");
+            let _ = std::fs::create_dir_all(&corpus);
+            let dict = crate::corpus::root().join("fuzz/dict/differential.dict");
+            command
+                .arg(&corpus)
+                .arg(format!("-seed={seed}"))
+                .arg(format!("-max_total_time={}", budget.as_secs().max(1)))
+                .arg("-timeout=5")
+                .arg("-len_control=0")
+                .arg("-rss_limit_mb=4096")
+                .arg("-print_final_stats=1")
+                .arg(format!("-artifact_prefix={}/", dir.display()));
+            if dict.is_file() {
+                command.arg(format!("-dict={}", dict.display()));
+            }
+        }
+    }
     let started = Instant::now();
     let child = std::fs::File::create(&log).and_then(|file| {
-        Command::new(bin)
-            .args(["stress", "--json", "--seed", &seed.to_string(), "--time"])
-            .arg(format!("{}ms", budget.as_millis()))
-            .arg("--out")
-            .arg(&out_dir)
+        let err = file.try_clone()?;
+        command
             .env("MEMSLOT_MUTANT", mutant.id.to_string())
             .env_remove("MEMSLOT_DIFF_ZOO")
             .env_remove("MEMSLOT_DIFF_PLANT")
+            .env_remove("MEMSLOT_DIFF_GENERATOR")
             .stdin(Stdio::null())
             .stdout(file)
-            .stderr(Stdio::null())
+            .stderr(if engine == Engine::Libfuzzer {
+                Stdio::from(err)
+            } else {
+                Stdio::null()
+            })
             .spawn()
     });
     let mut child = match child {
@@ -198,9 +229,9 @@ pub fn run_one(
             return outcome;
         }
     };
-    // stress checks its budget between programs, each a few milliseconds: a mutant still
-    // running 5 s after its budget loops inside one program.
-    let limit = budget + Duration::from_secs(5);
+    // Both engines check their budget between programs, each a few milliseconds: a mutant
+    // still running 10 s after its budget loops inside one program.
+    let limit = budget + Duration::from_secs(10);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -214,51 +245,106 @@ pub fn run_one(
         }
     };
     outcome.seconds = started.elapsed().as_secs_f64();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    if let Some(json) = text
+    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    let signature = text
         .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-    {
-        outcome.seconds = json["seconds"].as_f64().unwrap_or(outcome.seconds);
-        outcome.programs = json["programs"].as_u64().unwrap_or(0);
-        outcome.ops = json["ops"].as_u64().unwrap_or(0);
-    }
-    match status.map(|s| (s.code(), s)) {
-        None => {
-            outcome.status = Status::TimedOut;
-            outcome.detail = format!("no answer within {} s", limit.as_secs());
-        }
-        Some((Some(0), _)) => outcome.status = Status::Survived,
-        Some((Some(1), _)) => {
-            outcome.status = Status::Killed;
-            outcome.detail = text
+        .find_map(|l| l.trim().strip_prefix("signature: "))
+        .map(|s| s.split_whitespace().next().unwrap_or("").to_string());
+    let step = text.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("step ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    });
+    let verdict = match engine {
+        Engine::Stress => {
+            if let Some(json) = text
                 .lines()
-                .find_map(|l| l.trim().strip_prefix("signature: "))
-                .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
-                .unwrap_or_else(|| "reported".to_string());
-            outcome.step = text.lines().find_map(|l| {
-                l.trim()
-                    .strip_prefix("step ")?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            });
+                .rev()
+                .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            {
+                outcome.seconds = json["seconds"].as_f64().unwrap_or(outcome.seconds);
+                outcome.programs = json["programs"].as_u64().unwrap_or(0);
+                outcome.ops = json["ops"].as_u64().unwrap_or(0);
+            }
+            match status.map(|s| (s.code(), s)) {
+                None => Status::TimedOut,
+                Some((Some(0), _)) => Status::Survived,
+                Some((Some(1), _)) => Status::Killed,
+                Some((_, s)) => {
+                    outcome.detail = format!("stress exited with {s}");
+                    Status::Crashed
+                }
+            }
         }
-        Some((_, s)) => {
-            outcome.status = Status::Crashed;
-            outcome.detail = format!("stress exited with {s}");
+        Engine::Libfuzzer => {
+            outcome.programs = crate::eval::libfuzzer_executions(&text).unwrap_or(0);
+            let artifact = |prefix: &str| {
+                std::fs::read_dir(&dir).ok().is_some_and(|entries| {
+                    entries
+                        .filter_map(|e| e.ok())
+                        .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                })
+            };
+            match status {
+                None => Status::TimedOut,
+                Some(_) if artifact("timeout-") => Status::TimedOut,
+                Some(_) if artifact("crash-") && signature.is_some() => Status::Killed,
+                Some(s) if s.success() => Status::Survived,
+                Some(s) => {
+                    outcome.detail = format!(
+                        "the fuzz binary exited with {s}{}",
+                        if artifact("crash-") {
+                            " (a crash, no report)"
+                        } else {
+                            ""
+                        }
+                    );
+                    Status::Crashed
+                }
+            }
         }
+    };
+    outcome.status = verdict;
+    match outcome.status {
+        Status::TimedOut => outcome.detail = format!("no answer within {} s", limit.as_secs()),
+        Status::Killed => {
+            outcome.detail = signature.unwrap_or_else(|| "reported".to_string());
+            outcome.step = step;
+        }
+        _ => {}
     }
     if matches!(outcome.status, Status::Survived) {
         let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_dir_all(&dir);
     }
     outcome
 }
 
+/// What runs on each mutant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// `memslot-diff stress --seed S --time T` on the standard set.
+    Stress,
+    /// The shipped `differential` fuzz binary (`-s none`) from an empty corpus, with the
+    /// target's dictionary, `-seed=S -max_total_time=T`.
+    Libfuzzer,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Stress => "stress",
+            Engine::Libfuzzer => "libfuzzer",
+        }
+    }
+}
+
 /// Options of the command.
 struct Options {
+    engine: Engine,
     time: Duration,
     jobs: usize,
     seed: u64,
@@ -270,11 +356,12 @@ struct Options {
     bin: Option<PathBuf>,
 }
 
-const USAGE: &str = "mutants [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT] [--keys FILE] [--out DIR] [--list] [--bin FILE]";
+const USAGE: &str = "mutants [--engine stress|libfuzzer] [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT] [--keys FILE] [--out DIR] [--list] [--bin FILE]";
 
 /// `memslot-diff mutants ...`.
 pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     let mut o = Options {
+        engine: Engine::Stress,
         time: Duration::from_secs(60),
         jobs: 2,
         seed: 1,
@@ -309,6 +396,17 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             "--out" => o.out = PathBuf::from(value("--out")?),
             "--bin" => o.bin = Some(PathBuf::from(value("--bin")?)),
             "--list" => o.list = true,
+            "--engine" => {
+                o.engine = match value("--engine")?.as_str() {
+                    "stress" => Engine::Stress,
+                    "libfuzzer" => Engine::Libfuzzer,
+                    other => {
+                        return Err(format!(
+                            "mutants: unknown engine '{other}' (known: stress, libfuzzer)"
+                        ))
+                    }
+                }
+            }
             other => {
                 return Err(format!(
                     "mutants: unknown option '{other}'\nusage: memslot-diff {USAGE}"
@@ -381,7 +479,7 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
     let bin = match &o.bin {
         Some(b) => b.clone(),
-        None => build(&o.out, &schemata, out)?,
+        None => build(&o.out, &schemata, o.engine, out)?,
     };
     // The schemata with no mutant selected are the ports themselves: they must agree.
     let _ = writeln!(
@@ -402,6 +500,7 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let baseline = run_one(
+        o.engine,
         &bin,
         &clean,
         o.seed,
@@ -429,7 +528,7 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     let json = serde_json::json!({
         "time_budget_s": o.time.as_secs_f64(),
         "seed": o.seed,
-        "engine": "stress",
+        "engine": o.engine.name(),
         "mutants": outcomes,
     });
     let write = |name: &str, text: &str| {
@@ -454,10 +553,12 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     Ok(if survived { 1 } else { 0 })
 }
 
-/// Write the schemata and build `memslot-diff` from them; returns the binary.
+/// Write the schemata and build from them what `engine` runs (the command line tool, or the
+/// shipped `differential` fuzz binary); returns the binary.
 fn build(
     out_dir: &Path,
     schemata: &[(PathBuf, String)],
+    engine: Engine,
     out: &mut dyn Write,
 ) -> Result<PathBuf, String> {
     let src = out_dir.join("schemata");
@@ -472,28 +573,78 @@ fn build(
         }
     }
     let root = crate::corpus::root();
-    let target = root.join("target").join("mutants");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    let (target, binary) = match engine {
+        Engine::Stress => {
+            let target = root.join("target").join("mutants");
+            command.args([
+                "build",
+                "--release",
+                "-p",
+                "memslot-diff",
+                "--features",
+                "cli",
+                "--bin",
+                "memslot-diff",
+            ]);
+            let binary = target.join("release").join("memslot-diff");
+            (target, binary)
+        }
+        Engine::Libfuzzer => {
+            // As ci/lib.sh's select_fuzz_toolchain: nightly when installed, else stable
+            // with RUSTC_BOOTSTRAP=1.
+            let nightly = Command::new("rustup")
+                .args(["run", "nightly", "rustc", "--version"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if nightly {
+                command.arg("+nightly");
+            } else {
+                command.env("RUSTC_BOOTSTRAP", "1");
+            }
+            let target = root.join("target").join("mutants-fuzz");
+            command
+                .args([
+                    "fuzz",
+                    "build",
+                    "--sanitizer",
+                    "none",
+                    "--release",
+                    "--target-dir",
+                ])
+                .arg(&target)
+                .arg("differential");
+            let host = Command::new("rustc")
+                .arg("-vV")
+                .output()
+                .ok()
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+                })
+                .unwrap_or_else(|| "x86_64-unknown-linux-gnu".to_string());
+            let binary = target.join(host).join("release").join("differential");
+            (target, binary)
+        }
+    };
     let _ = writeln!(
         out,
-        "==> building memslot-diff from the mutant schemata in {} (target dir {})",
+        "==> building {} from the mutant schemata in {} (target dir {})",
+        match engine {
+            Engine::Stress => "memslot-diff",
+            Engine::Libfuzzer => "the differential fuzz target (cargo fuzz build -s none)",
+        },
         src.display(),
         target.display()
     );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let log = out_dir.join("build.log");
     let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let status = Command::new(cargo)
+    let status = command
         .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "memslot-diff",
-            "--features",
-            "cli",
-            "--bin",
-            "memslot-diff",
-        ])
         .env("MEMSLOT_MUTANT_SOURCES", &src)
         .env("CARGO_TARGET_DIR", &target)
         // Warnings in mutated code are expected: not errors here.
@@ -510,12 +661,17 @@ fn build(
             .lines()
             .find(|l| l.contains("error"))
             .unwrap_or("(no error line)");
+        let hint = if engine == Engine::Libfuzzer {
+            " (the libfuzzer engine needs cargo-fuzz and clang: run ci/setup)"
+        } else {
+            ""
+        };
         return Err(format!(
-            "building the mutant schemata failed ({status}): {first}\nwhole log: {}",
+            "building the mutant schemata failed ({status}){hint}: {first}\nwhole log: {}",
             log.display()
         ));
     }
-    Ok(target.join("release").join("memslot-diff"))
+    Ok(binary)
 }
 
 fn run_all(
@@ -543,7 +699,7 @@ fn run_all(
                         r.detail = why.clone();
                         r
                     }
-                    None => run_one(bin, m, o.seed, o.time, scratch),
+                    None => run_one(o.engine, bin, m, o.seed, o.time, scratch),
                 };
                 if tx.send((i, outcome)).is_err() {
                     break;
@@ -601,10 +757,11 @@ fn summarize(outcomes: &[Outcome], o: &Options) -> String {
         .collect();
     let slowest = kill_times.iter().copied().fold(0.0, f64::max);
     let mut s = format!(
-        "# Mutation score (stress engine, seed {}, {} s per mutant)\n\n\
+        "# Mutation score ({} engine, seed {}, {} s per mutant)\n\n\
          **{detected} of {considered} non-equivalent mutants detected ({:.1}%)**: {} killed by a report, \
          {} timed out (the mutant hangs), {} crashed the process; {} survived; {equivalent} equivalent \
          (reference/c/{EQUIVALENT_LIST}). Time to detect: median {}, slowest {}.\n\n",
+        o.engine.name(),
         o.seed,
         o.time.as_secs_f64(),
         if considered == 0 { 100.0 } else { 100.0 * detected as f64 / considered as f64 },
