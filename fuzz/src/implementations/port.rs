@@ -356,6 +356,10 @@ impl Implementation for PortImpl {
         if !full {
             return true;
         }
+        if self.vm.fault().is_none() && self.check_allocations().is_err() {
+            // The slow path's check_invariants reports it.
+            return false;
+        }
         // The full part, with the used entries already known to map back to themselves.
         let used = self.quick_used;
         match self.port.family() {

@@ -582,6 +582,11 @@ fn declaration_initializer(text: &str) -> Option<usize> {
     None
 }
 
+fn is_warn(statement: &str) -> bool {
+    let t = statement.trim_start();
+    t.starts_with("WARN") && t.trim_end().ends_with(");")
+}
+
 /// Every single-token change of a site: `(operator, mutated text)`.
 fn variants(text: &str, masked: &str, kind: SiteKind) -> Vec<(&'static str, String)> {
     let b = masked.as_bytes();
@@ -663,7 +668,10 @@ fn variants(text: &str, masked: &str, kind: SiteKind) -> Vec<(&'static str, Stri
         SiteKind::Expression { condition: true } => {
             out.push(("negate", format!("!({text})")));
         }
-        SiteKind::Statement => out.push(("drop", String::new())),
+        // A `WARN_ON(...);` statement only reports, and a WARN of the unmutated port is a
+        // finding by itself: dropping one changes nothing a correct port does.
+        SiteKind::Statement if !is_warn(text) => out.push(("drop", String::new())),
+        SiteKind::Statement => {}
         SiteKind::Expression { condition: false } => {}
     }
     out
@@ -694,6 +702,7 @@ static int f(struct s *slots, int n)
 \tslots->used_slots++;
 #endif
 out:
+\tWARN_ON(n > 5);
 \treturn i << 2;
 }
 static const int table[] = { 1, 2 };
@@ -728,6 +737,14 @@ static const int table[] = { 1, 2 };
         ] {
             assert!(keys.iter().any(|k| k == e), "missing {e} in {keys:#?}");
         }
+        // A WARN statement's condition is mutated; the statement is not dropped.
+        assert!(keys
+            .iter()
+            .any(|k| k.contains("`WARN_ON(n > 5);` -> `WARN_ON(n >= 5);`")));
+        assert!(
+            !keys.iter().any(|k| k.contains("drop: `WARN_ON")),
+            "{keys:#?}"
+        );
         // Not mutated: the comment, the inactive branch, `<<`, the label, the table.
         assert!(
             !keys
