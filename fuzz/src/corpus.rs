@@ -165,7 +165,7 @@ fn notes(shown: &str, p: &Program) -> Vec<String> {
     }
     if p.skipped_fail_prepare > 0 {
         notes.push(format!(
-            "{shown}: {} fail-prepare operation(s) skipped: the fuzz targets do not decode them",
+            "{shown}: {} fail-prepare operation(s) skipped: this zoo lockstep's decoding does not arm it",
             p.skipped_fail_prepare
         ));
     }
@@ -178,7 +178,7 @@ pub fn to_bytes(ops: &[Op], target: Target) -> Result<Vec<u8>, String> {
     let back = target.decode(&bytes);
     if back.ops != ops {
         return Err(format!(
-            "the program does not survive the {} target's decoding ({} of {} operations; fail-prepare is not part of the fuzz targets' language)",
+            "the program does not survive the {} target's decoding ({} of {} operations decode back; a zoo lockstep other than prepare-invalid skips fail-prepare)",
             target.name(),
             back.ops.len(),
             ops.len()

@@ -9,7 +9,7 @@
 //! | `0x01` | `kset` | same 32 bytes |
 //! | `0x02` | `lookup` | `as: u16, gfn: u64` |
 //! | `0x03` | `id` | `as: u16, id: u16` |
-//! | `0x04` | `fail-prepare` | `errno: i32` (skipped unless the decoding allows it) |
+//! | `0x04` | `fail-prepare` | `errno: i32` (skipped where the decoding does not allow it) |
 //! | `0x05..=0xff` | an [`Intent`] chosen by the target's weights | the intent's choices, byte by byte |
 //!
 //! The first five tags take every field verbatim; they are what [`encode`] emits, so
@@ -36,8 +36,8 @@ pub const FIRST_INTENT_TAG: u8 = 0x05;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub weights: Weights,
-    /// Whether `fail-prepare` (tag 0x04) is decoded. The fuzz targets leave it out: the pre
-    /// port mishandles a failing prepare on DELETE/MOVE, a known bug fixed before the seed patch.
+    /// Whether `fail-prepare` (tag 0x04) is decoded (see `Lockstep::allows_fail_prepare`: the
+    /// standard set and the zoo's prepare-failure bug decode it, other zoo bugs skip it).
     pub allow_fail_prepare: bool,
     /// Programs end after this many operations.
     pub max_ops: usize,

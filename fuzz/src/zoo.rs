@@ -160,9 +160,15 @@ impl Lockstep {
         }
     }
 
-    /// Whether the decoding may arm `fail-prepare`.
+    /// Whether the decoding may arm `fail-prepare`. The standard set may: its array ports are
+    /// the fixed states, which reinstall the old memslots when arch preparation fails, so the
+    /// error path of every request is compared too. A zoo lockstep may only for the bug that
+    /// needs it, so that each bug's programs (and its eval figures) stay about that bug.
     pub fn allows_fail_prepare(&self) -> bool {
-        matches!(self, Lockstep::Zoo { bug, .. } if bug.needs_fail_prepare())
+        match self {
+            Lockstep::Standard => true,
+            Lockstep::Zoo { bug, .. } => bug.needs_fail_prepare(),
+        }
     }
 }
 

@@ -228,7 +228,16 @@ fn generate_stress_and_seed_corpus() {
         "a.scenario",
         b"set id=1 gpa=0 size=4K\nlookup gfn=0\n",
     );
+    // The standard decoding arms fail-prepare; a program longer than an input may be is
+    // skipped with a note.
     write(&seeds, "b.scenario", b"fail-prepare errno=-12\n");
+    write(
+        &seeds,
+        "c.scenario",
+        "lookup gfn=0\n"
+            .repeat(memslot_diff::decode::MAX_OPS + 1)
+            .as_bytes(),
+    );
     let fuzz_corpus = dir.join("fuzz-corpus");
     let (code, out, _) = memslot_diff(&[
         "seed-corpus",
@@ -239,14 +248,20 @@ fn generate_stress_and_seed_corpus() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("skipped") && out.contains("wrote 1 inputs"),
+        out.contains("c.scenario") && out.contains("skipped") && out.contains("wrote 2 inputs"),
         "{out}"
     );
-    let bytes = std::fs::read(fuzz_corpus.join("requests").join("seeds-a")).unwrap();
-    assert_eq!(
-        Target::Requests.decode(&bytes).ops,
-        scenario::parse("set id=1 gpa=0 size=4K\nlookup gfn=0\n").unwrap()
-    );
+    for (name, text) in [
+        ("seeds-a", "set id=1 gpa=0 size=4K\nlookup gfn=0\n"),
+        ("seeds-b", "fail-prepare errno=-12\n"),
+    ] {
+        let bytes = std::fs::read(fuzz_corpus.join("requests").join(name)).unwrap();
+        assert_eq!(
+            Target::Requests.decode(&bytes).ops,
+            scenario::parse(text).unwrap(),
+            "{name}"
+        );
+    }
 }
 
 /// A known bug of both fixed-array states, fixed upstream by b6467ab142b7: with all 512 slots in

@@ -3,8 +3,8 @@
 //!
 //! * Scenario text (`*.scenario`) is encoded to the target's byte form, which must decode back
 //!   to the same program, and that byte input is checked by `targets::check`, as the fuzz
-//!   target would. (`fail-prepare` is not part of the fuzz targets' language: a seed using it is
-//!   replayed as text, and the test checks that fail-prepare is the only thing the bytes lose.)
+//!   target would. (Under a zoo lockstep whose decoding skips `fail-prepare`, a seed using it
+//!   is replayed as text, and the test checks that fail-prepare is the only thing the bytes lose.)
 //! * Other files are fuzz artifacts, decoded as the target directory says.
 //! * Expected outcomes: `fuzz/tests/corpus.expected` holds one line per file,
 //!   `<path> <summary>` (`replay --summary` prints the summary: steps, return codes, lookup
