@@ -19,6 +19,8 @@ pub struct PortImpl {
     last: Option<(u16, RawState)>,
     /// Entries of the last [`Implementation::quick`] copy that are below used_slots.
     quick_used: usize,
+    /// The AS whose last call was a search that hit (see [`PortImpl::compares_lru_now`]).
+    hit_in: Option<u16>,
     /// Buffers for the batched lookups' raw answers.
     hits: Vec<(Option<(i32, RawSlot)>, i32)>,
     id_hits: Vec<Option<(i32, RawSlot)>>,
@@ -32,6 +34,7 @@ impl PortImpl {
             used_hint: [0; KVM_ADDRESS_SPACE_NUM as usize],
             last: None,
             quick_used: 0,
+            hit_in: None,
             hits: Vec::new(),
             id_hits: Vec::new(),
         }
@@ -85,6 +88,13 @@ impl PortImpl {
     /// fix, keep it; the others keep it as the seed patch does. Only the latter compare.
     fn compares_lru(&self) -> bool {
         self.port.family() != Family::Post15
+    }
+
+    /// Whether the hint is compared after a search of `as_id`: always where
+    /// [`PortImpl::compares_lru`], and in post15 too right after a hit, when every state's hint
+    /// is the index of the slot found (search_memslots' `atomic_set(&slots->lru_slot, start)`).
+    fn compares_lru_now(&self, as_id: u16, hit: bool) -> bool {
+        self.compares_lru() || (hit && self.hit_in == Some(as_id))
     }
 
     fn found(&self, (index, raw): (i32, RawSlot)) -> Option<Found> {
@@ -161,17 +171,21 @@ impl Implementation for PortImpl {
 
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
         self.last = None;
+        self.hit_in = None;
         self.vm.ioctl_set_memory_region(&region(r))
     }
 
     fn set_memory_region(&mut self, r: &Region) -> i32 {
         self.last = None;
+        self.hit_in = None;
         self.vm.set_memory_region(&region(r))
     }
 
     fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found> {
         self.last = None;
+        self.hit_in = None;
         let hit = self.vm.search_memslots(as_id, gfn)?;
+        self.hit_in = Some(as_id);
         Some(Found {
             index: i64::from(hit.0),
             slot: Some(slot(&hit.1)),
@@ -180,6 +194,7 @@ impl Implementation for PortImpl {
 
     fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found> {
         self.last = None;
+        self.hit_in = None;
         let hit = self.vm.id_to_memslot(as_id, id)?;
         self.found(hit)
     }
@@ -191,22 +206,26 @@ impl Implementation for PortImpl {
         out: &mut Vec<(Option<Found>, Option<i64>)>,
     ) {
         self.last = None;
+        self.hit_in = None;
         let mut hits = std::mem::take(&mut self.hits);
         self.vm.search_each(as_id, gfns, &mut hits);
-        let compares_lru = self.compares_lru();
+        self.hit_in = Some(as_id);
         out.clear();
         out.extend(hits.iter().map(|(hit, lru)| {
             let found = hit.map(|(index, raw)| Found {
                 index: i64::from(index),
                 slot: Some(slot(&raw)),
             });
-            (found, compares_lru.then_some(i64::from(*lru)))
+            let compared = self.compares_lru_now(as_id, found.is_some());
+            (found, compared.then_some(i64::from(*lru)))
         }));
+        self.hit_in = None;
         self.hits = hits;
     }
 
     fn id_to_memslot_each(&mut self, as_id: u16, ids: &[u16], out: &mut Vec<Option<Found>>) {
         self.last = None;
+        self.hit_in = None;
         let mut hits = std::mem::take(&mut self.id_hits);
         self.vm.id_to_memslot_each(as_id, ids, &mut hits);
         out.clear();
@@ -216,6 +235,7 @@ impl Implementation for PortImpl {
 
     fn gfn_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
         self.last = None;
+        self.hit_in = None;
         out.clear();
         out.extend(
             self.vm
@@ -228,6 +248,7 @@ impl Implementation for PortImpl {
 
     fn hva_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
         self.last = None;
+        self.hit_in = None;
         out.clear();
         out.extend(
             self.vm
@@ -240,6 +261,7 @@ impl Implementation for PortImpl {
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {
         self.last = None;
+        self.hit_in = None;
         let state = self.vm.state_ref(as_id, 0);
         (state.generation, i64::from(state.used_slots))
     }
@@ -268,12 +290,13 @@ impl Implementation for PortImpl {
     }
 
     fn compared_lru(&mut self, as_id: u16) -> Option<i64> {
-        self.compares_lru()
+        self.compares_lru_now(as_id, true)
             .then(|| i64::from(self.vm.lru_slot(as_id)))
     }
 
     fn set_lru(&mut self, as_id: u16, lru: i64) {
         self.last = None;
+        self.hit_in = None;
         self.vm.set_lru_slot(as_id, lru as i32);
     }
 
@@ -305,11 +328,13 @@ impl Implementation for PortImpl {
 
     fn set_prepare_error(&mut self, errno: i32) {
         self.last = None;
+        self.hit_in = None;
         self.vm.set_prepare_error(errno);
     }
 
     fn quick(&mut self, as_id: u16) -> Option<Quick> {
         self.last = None;
+        self.hit_in = None;
         if as_id >= KVM_ADDRESS_SPACE_NUM {
             return None;
         }

@@ -162,7 +162,8 @@ __gfn_to_memslot(struct kvm_memslots *slots, gfn_t gfn)
  * x86 arch hooks (arch/x86/kvm/x86.c), reduced to no-ops that succeed: this
  * project checks the generic array code, not rmaps or shadow pages.
  * kvm_arch_prepare_memory_region() returns the harness's switch so that the
- * error paths of __kvm_set_memory_region() can be driven.
+ * error paths of __kvm_set_memory_region() can be driven;
+ * kvm_arch_flush_shadow_memslot() checks the INVALID copy (shim/arch_flush.h).
  */
 static inline struct kvm *kvm_arch_alloc_vm(void)
 {
@@ -204,11 +205,7 @@ static inline void kvm_arch_commit_memory_region(struct kvm *kvm,
 	(void)change;
 }
 
-static inline void kvm_arch_flush_shadow_memslot(struct kvm *kvm, struct kvm_memory_slot *slot)
-{
-	(void)kvm;
-	(void)slot;
-}
+#include "arch_flush.h"
 
 static inline void kvm_arch_memslots_updated(struct kvm *kvm, u64 gen)
 {
