@@ -56,8 +56,10 @@ fn main() {
         build.include(dir);
         // A dropped initialization must leave a defined value: otherwise the compiler may
         // assume the `if (!mutant)` around it is always taken (reading the variable
-        // uninitialized would be undefined) and the mutant silently never happens.
-        build.flag_if_supported("-ftrivial-auto-var-init=zero");
+        // uninitialized would be undefined) and the mutant silently never happens. The
+        // value is a pattern (0xAA... in gcc and clang), not zero: zero would often be the
+        // very value the dropped statement wrote (KVM_MR_CREATE, NULL, a memset) and hide it.
+        build.flag_if_supported("-ftrivial-auto-var-init=pattern");
     }
     build
         .files(SOURCES)

@@ -10,6 +10,7 @@
 //! `reference/c/mutants-equivalent.txt` and counted apart.
 
 pub mod c;
+pub mod patches;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -117,6 +118,8 @@ pub enum Status {
     TimedOut,
     Crashed,
     Equivalent,
+    /// A patch mutant that did not build (its log is named in `detail`).
+    BuildFailed,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -138,6 +141,11 @@ pub struct Outcome {
     pub seconds: f64,
     pub programs: u64,
     pub ops: u64,
+    /// Listed in the equivalent file and still run (`--check-equivalent`).
+    pub listed_equivalent: bool,
+    /// A patch mutant's patch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
 }
 
 impl Outcome {
@@ -157,6 +165,8 @@ impl Outcome {
             seconds: 0.0,
             programs: 0,
             ops: 0,
+            listed_equivalent: false,
+            patch: None,
         }
     }
 
@@ -338,7 +348,7 @@ pub enum Engine {
 }
 
 impl Engine {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Engine::Stress => "stress",
             Engine::Libfuzzer => "libfuzzer",
@@ -358,9 +368,11 @@ struct Options {
     out: PathBuf,
     list: bool,
     bin: Option<PathBuf>,
+    /// Run the listed equivalent mutants too: a claim of equivalence the harness refutes fails.
+    check_equivalent: bool,
 }
 
-const USAGE: &str = "mutants [--engine stress|libfuzzer] [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT] [--keys FILE] [--out DIR] [--list] [--bin FILE]";
+const USAGE: &str = "mutants [--engine stress|libfuzzer] [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT] [--keys FILE] [--out DIR] [--list] [--bin FILE] [--check-equivalent]";
 
 /// `memslot-diff mutants ...`.
 pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
@@ -375,6 +387,7 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         out: crate::corpus::root().join("target/memslot-diff/mutants"),
         list: false,
         bin: None,
+        check_equivalent: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -400,6 +413,7 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             "--out" => o.out = PathBuf::from(value("--out")?),
             "--bin" => o.bin = Some(PathBuf::from(value("--bin")?)),
             "--list" => o.list = true,
+            "--check-equivalent" => o.check_equivalent = true,
             "--engine" => {
                 o.engine = match value("--engine")?.as_str() {
                     "stress" => Engine::Stress,
@@ -419,7 +433,10 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         }
     }
     let c_dir = sources_dir();
-    let (mutants, schemata) = generate(&c_dir)?;
+    let (mut mutants, schemata) = generate(&c_dir)?;
+    // The hand-written multi-line mutants join the generated ones (operator `patch`).
+    let patches = patches::load(&crate::corpus::root())?;
+    mutants.extend(patches.iter().map(|p| p.mutant.clone()));
     let equivalent_file = c_dir.join(EQUIVALENT_LIST);
     let equivalent_text = std::fs::read_to_string(&equivalent_file)
         .map_err(|e| format!("{}: {e}", equivalent_file.display()))?;
@@ -527,7 +544,25 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         o.jobs,
         o.seed
     );
-    let outcomes = run_all(&bin, &chosen, &equivalent, &o, &scratch, out);
+    let chosen_patches: Vec<&patches::Patch> = patches
+        .iter()
+        .filter(|p| chosen.iter().any(|m| m.id == p.mutant.id))
+        .collect();
+    let patch_bins = if chosen_patches.is_empty() {
+        BTreeMap::new()
+    } else {
+        patches::build_all(&chosen_patches, o.engine, &o.out, out)?
+    };
+    let bins = Bins {
+        schemata: &bin,
+        patches: &patch_bins,
+    };
+    let mut outcomes = run_all(&bins, &chosen, &equivalent, &o, &scratch, out);
+    for r in outcomes.iter_mut() {
+        if let Some(p) = patches.iter().find(|p| p.mutant.id == r.id) {
+            r.patch = Some(p.text.clone());
+        }
+    }
     let summary = summarize(&outcomes, &o);
     let json = serde_json::json!({
         "time_budget_s": o.time.as_secs_f64(),
@@ -553,8 +588,23 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     );
     let survived = outcomes
         .iter()
-        .any(|r| matches!(r.status, Status::Survived));
-    Ok(if survived { 1 } else { 0 })
+        .any(|r| matches!(r.status, Status::Survived | Status::BuildFailed));
+    let refuted: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|r| r.listed_equivalent && r.detected())
+        .collect();
+    for r in &refuted {
+        let _ = writeln!(
+            out,
+            "error: listed as equivalent in reference/c/{EQUIVALENT_LIST} but detected ({}): {}",
+            r.detail, r.key
+        );
+    }
+    Ok(if survived || !refuted.is_empty() {
+        1
+    } else {
+        0
+    })
 }
 
 /// Write the schemata and build from them what `engine` runs (the command line tool, or the
@@ -577,11 +627,45 @@ fn build(
         }
     }
     let root = crate::corpus::root();
+    let target = root.join("target").join(match engine {
+        Engine::Stress => "mutants",
+        Engine::Libfuzzer => "mutants-fuzz",
+    });
+    let _ = writeln!(
+        out,
+        "==> building {} from the mutant schemata in {} (target dir {})",
+        match engine {
+            Engine::Stress => "memslot-diff",
+            Engine::Libfuzzer => "the differential fuzz target (cargo fuzz build -s none)",
+        },
+        src.display(),
+        target.display()
+    );
+    cargo_build(
+        &root,
+        &target,
+        engine,
+        Some(&src),
+        &out_dir.join("build.log"),
+        out,
+    )
+}
+
+/// Build what `engine` runs from the workspace at `root` into `target`, with the C ports'
+/// sources taken from `mutant_sources` first if given; the build's output goes to `log`.
+/// Returns the binary.
+pub(crate) fn cargo_build(
+    root: &Path,
+    target: &Path,
+    engine: Engine,
+    mutant_sources: Option<&Path>,
+    log: &Path,
+    out: &mut dyn Write,
+) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
-    let (target, binary) = match engine {
+    let binary = match engine {
         Engine::Stress => {
-            let target = root.join("target").join("mutants");
             command.args([
                 "build",
                 "--release",
@@ -592,8 +676,7 @@ fn build(
                 "--bin",
                 "memslot-diff",
             ]);
-            let binary = target.join("release").join("memslot-diff");
-            (target, binary)
+            target.join("release").join("memslot-diff")
         }
         Engine::Libfuzzer => {
             // As ci/lib.sh's select_fuzz_toolchain: nightly when installed, else stable
@@ -609,7 +692,6 @@ fn build(
             } else {
                 command.env("RUSTC_BOOTSTRAP", "1");
             }
-            let target = root.join("target").join("mutants-fuzz");
             command
                 .args([
                     "fuzz",
@@ -619,7 +701,7 @@ fn build(
                     "--release",
                     "--target-dir",
                 ])
-                .arg(&target)
+                .arg(target)
                 .arg("differential");
             let host = Command::new("rustc")
                 .arg("-vV")
@@ -631,26 +713,32 @@ fn build(
                         .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
                 })
                 .unwrap_or_else(|| "x86_64-unknown-linux-gnu".to_string());
-            let binary = target.join(host).join("release").join("differential");
-            (target, binary)
+            target.join(host).join("release").join("differential")
         }
     };
-    let _ = writeln!(
-        out,
-        "==> building {} from the mutant schemata in {} (target dir {})",
-        match engine {
-            Engine::Stress => "memslot-diff",
-            Engine::Libfuzzer => "the differential fuzz target (cargo fuzz build -s none)",
-        },
-        src.display(),
-        target.display()
-    );
-    let log = out_dir.join("build.log");
-    let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    match schemata_compiler() {
+        Some(cc) => {
+            let _ = writeln!(out, "==> C compiler: {}", cc.display());
+            command.env("CC", cc);
+        }
+        None if user_cc().is_some() => {
+            let _ = writeln!(out, "==> C compiler: $CC");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "warning: no clang found (run ci/setup, or set CC): gcc treats a read of an uninitialized local as undefined even with -ftrivial-auto-var-init, so a mutant that drops an initialization may be optimized back into the original and survive"
+            );
+        }
+    }
+    let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    match mutant_sources {
+        Some(src) => command.env("MEMSLOT_MUTANT_SOURCES", src),
+        None => command.env_remove("MEMSLOT_MUTANT_SOURCES"),
+    };
     let status = command
-        .current_dir(&root)
-        .env("MEMSLOT_MUTANT_SOURCES", &src)
-        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", target)
         // Warnings in mutated code are expected: not errors here.
         .env_remove("MEMSLOT_WERROR")
         .env_remove("RUSTFLAGS")
@@ -660,7 +748,7 @@ fn build(
         .status()
         .map_err(|e| format!("could not run cargo: {e}"))?;
     if !status.success() {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text = std::fs::read_to_string(log).unwrap_or_default();
         let first = text
             .lines()
             .find(|l| l.contains("error"))
@@ -671,15 +759,58 @@ fn build(
             ""
         };
         return Err(format!(
-            "building the mutant schemata failed ({status}){hint}: {first}\nwhole log: {}",
+            "the build in {} failed ({status}){hint}: {first}\nwhole log: {}",
+            root.display(),
             log.display()
         ));
     }
     Ok(binary)
 }
 
+/// The C compiler for the schemata build: clang (`clang-19`, then `clang` on PATH) unless
+/// `CC` is set. clang gives a dropped initialization the -ftrivial-auto-var-init pattern; gcc
+/// (measured with gcc 12) still optimizes the uninitialized read away, and the mutant with it.
+fn schemata_compiler() -> Option<PathBuf> {
+    if user_cc().is_some() {
+        return None;
+    }
+    let path = std::env::var_os("PATH")?;
+    ["clang-19", "clang"].iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// `CC` when set to something (an empty `CC` counts as unset).
+fn user_cc() -> Option<std::ffi::OsString> {
+    std::env::var_os("CC").filter(|cc| !cc.is_empty())
+}
+
+/// The binaries mutants run in: the schemata build, and one build per patch (or why it
+/// failed).
+struct Bins<'a> {
+    schemata: &'a Path,
+    patches: &'a BTreeMap<usize, Result<PathBuf, String>>,
+}
+
+impl Bins<'_> {
+    fn run(&self, o: &Options, m: &Mutant, scratch: &Path) -> Outcome {
+        match self.patches.get(&m.id) {
+            None => run_one(o.engine, self.schemata, m, o.seed, o.time, scratch),
+            Some(Ok(bin)) => run_one(o.engine, bin, m, o.seed, o.time, scratch),
+            Some(Err(why)) => {
+                let mut r = Outcome::new(m);
+                r.status = Status::BuildFailed;
+                r.detail = why.clone();
+                r
+            }
+        }
+    }
+}
+
 fn run_all(
-    bin: &Path,
+    bins: &Bins<'_>,
     chosen: &[&Mutant],
     equivalent: &BTreeMap<String, String>,
     o: &Options,
@@ -697,13 +828,22 @@ fn run_all(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(m) = chosen.get(i) else { break };
                 let outcome = match equivalent.get(&m.key()) {
+                    Some(why) if o.check_equivalent => {
+                        let mut r = bins.run(o, m, scratch);
+                        r.listed_equivalent = true;
+                        if !r.detected() {
+                            r.status = Status::Equivalent;
+                            r.detail = why.clone();
+                        }
+                        r
+                    }
                     Some(why) => {
                         let mut r = Outcome::new(m);
                         r.status = Status::Equivalent;
                         r.detail = why.clone();
                         r
                     }
-                    None => run_one(o.engine, bin, m, o.seed, o.time, scratch),
+                    None => bins.run(o, m, scratch),
                 };
                 if tx.send((i, outcome)).is_err() {
                     break;
@@ -776,6 +916,24 @@ fn summarize(outcomes: &[Outcome], o: &Options) -> String {
         seconds(median(kill_times.clone())),
         seconds(Some(slowest).filter(|_| !kill_times.is_empty())),
     );
+    if o.check_equivalent {
+        let listed = count(&|r| r.listed_equivalent);
+        let refuted: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|r| r.listed_equivalent && r.detected())
+            .collect();
+        s += &format!(
+            "The listed equivalent mutants were run too (`--check-equivalent`): {} of {listed} went undetected, as claimed.\n",
+            listed - refuted.len()
+        );
+        for r in refuted {
+            s += &format!(
+                "- **listed as equivalent but detected** ({}): `{}`\n",
+                r.detail, r.key
+            );
+        }
+        s += "\n";
+    }
     s += "| file | function | mutants | detected | survived | equivalent | kill rate | median time to detect |\n|---|---|---|---|---|---|---|---|\n";
     let mut groups: BTreeMap<(&str, &str), Vec<&Outcome>> = BTreeMap::new();
     for r in outcomes {
@@ -828,10 +986,37 @@ fn summarize(outcomes: &[Outcome], o: &Options) -> String {
     if !survivors.is_empty() {
         s += "\n## Survivors\n\n";
         for r in survivors {
-            s += &format!(
-                "- `{}` ({}:{}, {} programs in {:.0} s)\n  ```diff\n  - {}\n  + {}\n  ```\n",
-                r.key, r.file, r.line, r.programs, r.seconds, r.original, r.replacement
-            );
+            match &r.patch {
+                Some(patch) => {
+                    s += &format!(
+                        "- `{}` ({} programs in {:.0} s)\n  ```diff\n{}  ```\n",
+                        r.key,
+                        r.programs,
+                        r.seconds,
+                        patch
+                            .lines()
+                            .filter(|l| !l.starts_with("# "))
+                            .map(|l| format!("  {l}\n"))
+                            .collect::<String>()
+                    );
+                }
+                None => {
+                    s += &format!(
+                        "- `{}` ({}:{}, {} programs in {:.0} s)\n  ```diff\n  - {}\n  + {}\n  ```\n",
+                        r.key, r.file, r.line, r.programs, r.seconds, r.original, r.replacement
+                    );
+                }
+            }
+        }
+    }
+    let failed: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|r| matches!(r.status, Status::BuildFailed))
+        .collect();
+    if !failed.is_empty() {
+        s += "\n## Patches that did not build\n\n";
+        for r in failed {
+            s += &format!("- `{}`: {}\n", r.key, r.detail);
         }
     }
     s
