@@ -1064,6 +1064,36 @@ fn xml_escape(text: &str) -> String {
 /// The survival plot: fraction of trials still undetected against time (log scale, 1 ms to
 /// the longest cap), one line per group, steered solid, baseline dashed, with a legend.
 pub fn survival_svg(groups: &[Group]) -> String {
+    let label = |group: &Group| {
+        format!(
+            "{} · {} · {} ({}/{} found)",
+            group.bug,
+            group.engine,
+            if group.generator == "steered" {
+                "steered"
+            } else {
+                "baseline"
+            },
+            group.detected,
+            group.trials
+        )
+    };
+    survival_svg_with(
+        groups,
+        "memslot-diff eval: zoo bugs still undetected over time",
+        "trials still undetected",
+        &label,
+    )
+}
+
+/// [`survival_svg`] with its own title, y axis and legend labels (`memslot-diff mutants`
+/// draws its mutants still alive over time with it).
+pub fn survival_svg_with(
+    groups: &[Group],
+    title: &str,
+    y_label: &str,
+    label: &dyn Fn(&Group) -> String,
+) -> String {
     const T_MIN: f64 = 1e-3;
     const LEFT: f64 = 70.0;
     const TOP: f64 = 40.0;
@@ -1095,8 +1125,9 @@ pub fn survival_svg(groups: &[Group]) -> String {
     );
     let _ = writeln!(
         svg,
-        r#"<text x="{:.1}" y="22" text-anchor="middle" font-size="14">memslot-diff eval: zoo bugs still undetected over time</text>"#,
-        LEFT + PLOT_WIDTH / 2.0
+        r#"<text x="{:.1}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+        LEFT + PLOT_WIDTH / 2.0,
+        xml_escape(title)
     );
 
     // Grid and ticks: every decade, and the fractions in quarters.
@@ -1150,9 +1181,10 @@ pub fn survival_svg(groups: &[Group]) -> String {
     );
     let _ = writeln!(
         svg,
-        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">trials still undetected</text>"#,
+        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">{}</text>"#,
         TOP + PLOT_HEIGHT / 2.0,
-        TOP + PLOT_HEIGHT / 2.0
+        TOP + PLOT_HEIGHT / 2.0,
+        xml_escape(y_label)
     );
 
     // One colour per bug × engine, in order of appearance; the legend lists each pair's
@@ -1181,18 +1213,7 @@ pub fn survival_svg(groups: &[Group]) -> String {
             let _ = write!(path, " H{:.1} V{:.1}", x(t), y(fraction));
         }
         let _ = write!(path, " H{:.1}", x(group.cap_seconds));
-        let label = xml_escape(&format!(
-            "{} · {} · {} ({}/{} found)",
-            group.bug,
-            group.engine,
-            if group.generator == "steered" {
-                "steered"
-            } else {
-                "baseline"
-            },
-            group.detected,
-            group.trials
-        ));
+        let label = xml_escape(&label(group));
         let _ = writeln!(
             svg,
             r#"<path class="series" d="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}><title>{label}</title></path>"#

@@ -244,12 +244,25 @@ pub fn run_one(
         }
     };
     // Both engines check their budget between programs, each a few milliseconds: a mutant
-    // still running 10 s after its budget loops inside one program.
+    // still running 10 s after its budget loops inside one program. Under stress, so does
+    // one that has printed no progress line for HANG (stress prints one a second, between
+    // programs, to the log; libFuzzer's -timeout=5 is the same rule).
+    const HANG: Duration = Duration::from_secs(5);
     let limit = budget + Duration::from_secs(10);
+    let (mut heard, mut heard_at) = (0, Instant::now());
     let status = loop {
+        if engine == Engine::Stress {
+            let len = std::fs::metadata(&log).map_or(0, |m| m.len());
+            if len != heard {
+                (heard, heard_at) = (len, Instant::now());
+            }
+        }
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() > limit => {
+            Ok(None)
+                if started.elapsed() > limit
+                    || (engine == Engine::Stress && heard_at.elapsed() > HANG) =>
+            {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -323,6 +336,9 @@ pub fn run_one(
     };
     outcome.status = verdict;
     match outcome.status {
+        Status::TimedOut if outcome.seconds < budget.as_secs_f64() => {
+            outcome.detail = format!("one program ran over {} s", HANG.as_secs())
+        }
         Status::TimedOut => outcome.detail = format!("no answer within {} s", limit.as_secs()),
         Status::Killed => {
             outcome.detail = signature.unwrap_or_else(|| "reported".to_string());
@@ -579,11 +595,11 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         &serde_json::to_string_pretty(&json).unwrap_or_default(),
     )?;
     write("table.md", &summary)?;
+    write("chart.svg", &chart(&outcomes, &o))?;
     let _ = write!(out, "\n{summary}");
     let _ = writeln!(
         out,
-        "\nwritten: {}/results.json, {}/table.md",
-        o.out.display(),
+        "\nwritten: {0}/results.json, {0}/table.md, {0}/chart.svg",
         o.out.display()
     );
     let survived = outcomes
@@ -605,6 +621,71 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     } else {
         0
     })
+}
+
+/// The mutants still alive over time, one line per port and one for the patches (the eval
+/// chart's survival plot: detection times against the budget).
+fn chart(outcomes: &[Outcome], o: &Options) -> String {
+    const KINDS: [&str; 4] = ["pre", "post", "post15", "patches"];
+    let kind = |r: &Outcome| {
+        if r.operator == "patch" {
+            "patches"
+        } else {
+            KINDS
+                .iter()
+                .copied()
+                .find(|k| r.file.split('/').next() == Some(*k))
+                .unwrap_or("patches")
+        }
+    };
+    let groups: Vec<crate::eval::Group> = KINDS
+        .iter()
+        .filter_map(|&k| {
+            let rs: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|r| kind(r) == k && !matches!(r.status, Status::Equivalent))
+                .collect();
+            if rs.is_empty() {
+                return None;
+            }
+            let times: Vec<f64> = rs
+                .iter()
+                .filter(|r| r.detected())
+                .map(|r| r.seconds)
+                .collect();
+            Some(crate::eval::Group {
+                bug: k,
+                engine: o.engine.name(),
+                generator: "steered",
+                trials: rs.len(),
+                detected: times.len(),
+                cap_seconds: o.time.as_secs_f64(),
+                seconds: crate::eval::Spread::of(&times),
+                median_executions: None,
+                survival: crate::eval::survival(&times, rs.len()),
+            })
+        })
+        .collect();
+    let label = |g: &crate::eval::Group| {
+        let what = if g.bug == "patches" {
+            "patch mutants".to_string()
+        } else {
+            format!("{} port", g.bug)
+        };
+        format!(
+            "{what} · {} ({}/{} detected)",
+            g.engine, g.detected, g.trials
+        )
+    };
+    crate::eval::survival_svg_with(
+        &groups,
+        &format!(
+            "memslot-diff mutants: mutants still alive over time ({} s budget)",
+            o.time.as_secs_f64()
+        ),
+        "non-equivalent mutants still alive",
+        &label,
+    )
 }
 
 /// Write the schemata and build from them what `engine` runs (the command line tool, or the
@@ -1061,5 +1142,54 @@ mod tests {
         assert!(equivalents("a b", "f")
             .unwrap_err()
             .starts_with("f:1: expected"));
+    }
+
+    fn outcome(file: &str, operator: &'static str, status: Status, seconds: f64) -> Outcome {
+        let mut r = Outcome::new(&Mutant {
+            id: 0,
+            file: file.into(),
+            function: "f".into(),
+            line: 1,
+            operator,
+            original: "a".into(),
+            replacement: "b".into(),
+            occurrence: 1,
+        });
+        r.status = status;
+        r.seconds = seconds;
+        r
+    }
+
+    #[test]
+    fn the_chart_has_a_line_per_port_and_patches_without_equivalents() {
+        let o = Options {
+            engine: Engine::Stress,
+            time: Duration::from_secs(60),
+            jobs: 1,
+            seed: 1,
+            sample: None,
+            only: Vec::new(),
+            keys: None,
+            out: PathBuf::new(),
+            list: false,
+            bin: None,
+            check_equivalent: false,
+        };
+        let outcomes = [
+            outcome("pre/kvm_main.c", "drop", Status::Killed, 0.01),
+            outcome("pre/kvm_main.c", "drop", Status::Survived, 60.0),
+            outcome("pre/kvm_main.c", "drop", Status::Equivalent, 0.0),
+            outcome("post15/kvm_host.h", "negate", Status::Crashed, 0.2),
+            outcome("core/src/tree.rs", "patch", Status::Killed, 1.5),
+        ];
+        let svg = chart(&outcomes, &o);
+        assert_eq!(svg.matches("class=\"series\"").count(), 3, "{svg}");
+        assert!(svg.contains("pre port · stress (1/2 detected)"), "{svg}");
+        assert!(svg.contains("post15 port · stress (1/1 detected)"), "{svg}");
+        assert!(
+            svg.contains("patch mutants · stress (1/1 detected)"),
+            "{svg}"
+        );
+        assert!(!svg.contains("post port"), "{svg}");
     }
 }
