@@ -90,11 +90,18 @@ impl PortImpl {
         self.port.family() != Family::Post15
     }
 
-    /// Whether the hint is compared after a search of `as_id`: always where
+    /// Whether the hint is compared after a search (`hit`: it found a slot): always where
     /// [`PortImpl::compares_lru`], and in post15 too right after a hit, when every state's hint
     /// is the index of the slot found (search_memslots' `atomic_set(&slots->lru_slot, start)`).
-    fn compares_lru_now(&self, as_id: u16, hit: bool) -> bool {
-        self.compares_lru() || (hit && self.hit_in == Some(as_id))
+    fn compares_lru_now(&self, hit: bool) -> bool {
+        self.compares_lru() || hit
+    }
+
+    /// Every call into the port goes through here first: it invalidates the last state copy
+    /// and the last search's hit.
+    fn calling(&mut self) {
+        self.last = None;
+        self.hit_in = None;
     }
 
     fn found(&self, (index, raw): (i32, RawSlot)) -> Option<Found> {
@@ -170,20 +177,17 @@ impl Implementation for PortImpl {
     }
 
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         self.vm.ioctl_set_memory_region(&region(r))
     }
 
     fn set_memory_region(&mut self, r: &Region) -> i32 {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         self.vm.set_memory_region(&region(r))
     }
 
     fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found> {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         let hit = self.vm.search_memslots(as_id, gfn)?;
         self.hit_in = Some(as_id);
         Some(Found {
@@ -193,8 +197,7 @@ impl Implementation for PortImpl {
     }
 
     fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found> {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         let hit = self.vm.id_to_memslot(as_id, id)?;
         self.found(hit)
     }
@@ -205,27 +208,23 @@ impl Implementation for PortImpl {
         gfns: &[u64],
         out: &mut Vec<(Option<Found>, Option<i64>)>,
     ) {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         let mut hits = std::mem::take(&mut self.hits);
         self.vm.search_each(as_id, gfns, &mut hits);
-        self.hit_in = Some(as_id);
         out.clear();
         out.extend(hits.iter().map(|(hit, lru)| {
             let found = hit.map(|(index, raw)| Found {
                 index: i64::from(index),
                 slot: Some(slot(&raw)),
             });
-            let compared = self.compares_lru_now(as_id, found.is_some());
+            let compared = self.compares_lru_now(found.is_some());
             (found, compared.then_some(i64::from(*lru)))
         }));
-        self.hit_in = None;
         self.hits = hits;
     }
 
     fn id_to_memslot_each(&mut self, as_id: u16, ids: &[u16], out: &mut Vec<Option<Found>>) {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         let mut hits = std::mem::take(&mut self.id_hits);
         self.vm.id_to_memslot_each(as_id, ids, &mut hits);
         out.clear();
@@ -234,8 +233,7 @@ impl Implementation for PortImpl {
     }
 
     fn gfn_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         out.clear();
         out.extend(
             self.vm
@@ -247,8 +245,7 @@ impl Implementation for PortImpl {
     }
 
     fn hva_range(&mut self, as_id: u16, start: u64, end: u64, out: &mut Vec<i32>) -> bool {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         out.clear();
         out.extend(
             self.vm
@@ -260,8 +257,7 @@ impl Implementation for PortImpl {
     }
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         let state = self.vm.state_ref(as_id, 0);
         (state.generation, i64::from(state.used_slots))
     }
@@ -290,13 +286,12 @@ impl Implementation for PortImpl {
     }
 
     fn compared_lru(&mut self, as_id: u16) -> Option<i64> {
-        self.compares_lru_now(as_id, true)
+        self.compares_lru_now(self.hit_in == Some(as_id))
             .then(|| i64::from(self.vm.lru_slot(as_id)))
     }
 
     fn set_lru(&mut self, as_id: u16, lru: i64) {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         self.vm.set_lru_slot(as_id, lru as i32);
     }
 
@@ -327,14 +322,12 @@ impl Implementation for PortImpl {
     }
 
     fn set_prepare_error(&mut self, errno: i32) {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         self.vm.set_prepare_error(errno);
     }
 
     fn quick(&mut self, as_id: u16) -> Option<Quick> {
-        self.last = None;
-        self.hit_in = None;
+        self.calling();
         if as_id >= KVM_ADDRESS_SPACE_NUM {
             return None;
         }
