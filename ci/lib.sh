@@ -79,3 +79,13 @@ ensure_cargo_fuzz() {
     say "installing cargo-fuzz"
     cargo install cargo-fuzz --locked --quiet
 }
+
+# cargo-mutants generates the core's mutants for `memslot-diff mutants` (its JSON listing is
+# read as of version 27; the keys in ci/mutants-sample.txt and core/mutants-equivalent.txt
+# are of that version's mutants).
+CARGO_MUTANTS_VERSION=27.1.0
+ensure_cargo_mutants() {
+    cargo mutants --version 2>/dev/null | grep -q "^cargo-mutants $CARGO_MUTANTS_VERSION\$" && return 0
+    say "installing cargo-mutants $CARGO_MUTANTS_VERSION"
+    cargo install cargo-mutants --locked --quiet --version "$CARGO_MUTANTS_VERSION"
+}

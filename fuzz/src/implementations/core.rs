@@ -163,7 +163,10 @@ impl Implementation for CoreImpl {
 
     fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found> {
         let space = self.space(as_id)?;
-        space.search_index(gfn).map(|i| found(space, i))
+        // Through the trait, as the core's users call it; the index is where the slot sits.
+        let hit = MemslotSet::search(space, gfn)?;
+        let index = space.slots().iter().position(|s| std::ptr::eq(s, hit));
+        Some(found(space, index.unwrap_or(usize::MAX)))
     }
 
     fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found> {
@@ -181,13 +184,16 @@ impl Implementation for CoreImpl {
 
     fn summary(&mut self, as_id: u16) -> (u64, i64) {
         let space = self.space(as_id).expect("address space");
-        (space.generation(), space.used_slots() as i64)
+        (
+            MemslotSet::generation(space),
+            MemslotSet::used_slots(space) as i64,
+        )
     }
 
     fn snapshot_into(&mut self, as_id: u16, full: bool, out: &mut SpaceSnapshot) {
         let space = self.space(as_id).expect("address space");
-        out.generation = space.generation();
-        out.used_slots = space.used_slots() as i64;
+        out.generation = MemslotSet::generation(space);
+        out.used_slots = MemslotSet::used_slots(space) as i64;
         out.slots.clear();
         out.slots.extend(space.slots().iter().map(slot));
         out.index.clear();
@@ -204,7 +210,9 @@ impl Implementation for CoreImpl {
             out.index.sort_unstable();
         }
         out.walk.clear();
-        out.walk.extend(space.iter().map(|s| i32::from(s.id)));
+        // The trait's walk (`kvm_for_each_memslot`), compared with the array above.
+        out.walk
+            .extend(MemslotSet::walk(space).map(|s| i32::from(s.id)));
         out.lru = Some(space.lru_slot() as i64);
     }
 
@@ -243,13 +251,11 @@ impl Implementation for CoreImpl {
             index_is_inverse &= s.id < 0x8000 && space.index_of(s.id) == Some(i);
         }
         Some(Quick {
-            generation: space.generation(),
-            used_slots: space.used_slots() as i64,
+            generation: MemslotSet::generation(space),
+            used_slots: MemslotSet::used_slots(space) as i64,
             lru: Some(space.lru_slot() as i64),
             index_is_inverse,
-            // `snapshot_into` takes the walk from `space.iter()`, which iterates `slots()`:
-            // it is the array's ids by construction.
-            walk_is_array: true,
+            walk_is_array: MemslotSet::walk(space).eq(space.slots().iter()),
         })
     }
 

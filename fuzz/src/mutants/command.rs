@@ -9,7 +9,8 @@ use super::build::build;
 use super::report::{chart, summarize};
 use super::run::{run_all, run_one, Bins};
 use super::{
-    equivalents, generate, patches, sources_dir, Engine, Mutant, Outcome, Status, EQUIVALENT_LIST,
+    cargo_mutants, equivalents, generate, patches, sources_dir, Engine, Mutant, Outcome, Status,
+    EQUIVALENT_LIST,
 };
 
 /// Options of the command.
@@ -26,6 +27,8 @@ pub(super) struct Options {
     pub(super) bin: Option<PathBuf>,
     /// Run the listed equivalent mutants too: a claim of equivalence the harness refutes fails.
     pub(super) check_equivalent: bool,
+    /// Why the core's mutants are not in this run (cargo-mutants is missing).
+    pub(super) core_missing: Option<String>,
 }
 
 const USAGE: &str = "mutants [--engine stress|libfuzzer] [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT] [--keys FILE] [--out DIR] [--list] [--bin FILE] [--check-equivalent]";
@@ -44,6 +47,7 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         list: false,
         bin: None,
         check_equivalent: false,
+        core_missing: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -93,20 +97,43 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     // The hand-written multi-line mutants join the generated ones (operator `patch`).
     let patches = patches::load(&crate::corpus::root())?;
     mutants.extend(patches.iter().map(|p| p.mutant.clone()));
-    let equivalent_file = c_dir.join(EQUIVALENT_LIST);
-    let equivalent_text = std::fs::read_to_string(&equivalent_file)
-        .map_err(|e| format!("{}: {e}", equivalent_file.display()))?;
-    let equivalent = equivalents(&equivalent_text, &equivalent_file.display().to_string())?;
+    // The core's mutants, from cargo-mutants; without it the run covers the C ports and the
+    // patches, and says so.
+    let root = crate::corpus::root();
+    let core = match cargo_mutants::load(&root) {
+        Ok(core) => core,
+        Err(cargo_mutants::Unavailable::NotInstalled(why)) => {
+            let _ = writeln!(out, "warning: {why}");
+            o.core_missing = Some(why);
+            Vec::new()
+        }
+        Err(cargo_mutants::Unavailable::Failed(why)) => return Err(why),
+    };
+    mutants.extend(core.iter().map(|p| p.mutant.clone()));
+    let patches: Vec<patches::Patch> = patches.into_iter().chain(core).collect();
     let keys: HashSet<String> = mutants.iter().map(Mutant::key).collect();
-    let stale: Vec<&String> = equivalent.keys().filter(|k| !keys.contains(*k)).collect();
-    if !stale.is_empty() {
-        return Err(format!(
-            "{}: {} entr{} name no mutant of today's ports (first: {}); update the list",
-            equivalent_file.display(),
-            stale.len(),
-            if stale.len() == 1 { "y" } else { "ies" },
-            stale[0]
-        ));
+    let mut equivalent = BTreeMap::new();
+    for (file, checked) in [
+        (c_dir.join(EQUIVALENT_LIST), true),
+        (
+            root.join(cargo_mutants::EQUIVALENT_LIST),
+            o.core_missing.is_none(),
+        ),
+    ] {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let listed = equivalents(&text, &file.display().to_string())?;
+        let stale: Vec<&String> = listed.keys().filter(|k| !keys.contains(*k)).collect();
+        if checked && !stale.is_empty() {
+            return Err(format!(
+                "{}: {} entr{} name no mutant of today's code (first: {}); update the list",
+                file.display(),
+                stale.len(),
+                if stale.len() == 1 { "y" } else { "ies" },
+                stale[0]
+            ));
+        }
+        equivalent.extend(listed);
     }
     let mut chosen: Vec<&Mutant> = mutants
         .iter()
@@ -123,9 +150,13 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             }
             let m = chosen.iter().find(|m| m.key() == key).ok_or_else(|| {
                 format!(
-                    "{}:{}: no mutant of today's ports has this key (see memslot-diff mutants --list): {key}",
+                    "{}:{}: no mutant of today's code has this key (see memslot-diff mutants --list){}: {key}",
                     file.display(),
-                    n + 1
+                    n + 1,
+                    match &o.core_missing {
+                        Some(why) if key.starts_with("core/src/") => format!(" ({why})"),
+                        _ => String::new(),
+                    }
                 )
             })?;
             picked.push(*m);
@@ -154,6 +185,7 @@ pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         return Ok(0);
     }
     std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
+    super::build::announce_compiler(out);
     let bin = match &o.bin {
         Some(b) => b.clone(),
         None => build(&o.out, &schemata, o.engine, out)?,

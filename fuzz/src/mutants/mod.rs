@@ -11,6 +11,7 @@
 
 mod build;
 pub mod c;
+pub mod cargo_mutants;
 mod command;
 mod outcome;
 pub mod patches;

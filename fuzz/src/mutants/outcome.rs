@@ -15,6 +15,9 @@ pub enum Status {
     Equivalent,
     /// A patch mutant that did not build (its log is named in `detail`).
     BuildFailed,
+    /// A generated mutant of the core that the compiler rejects (cargo-mutants' "unviable"):
+    /// not a program, so not counted.
+    Unviable,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -63,6 +66,11 @@ impl Outcome {
             listed_equivalent: false,
             patch: None,
         }
+    }
+
+    /// In the score: neither equivalent nor rejected by the compiler.
+    pub(super) fn counted(&self) -> bool {
+        !matches!(self.status, Status::Equivalent | Status::Unviable)
     }
 
     pub(super) fn detected(&self) -> bool {

@@ -2,15 +2,16 @@
 //! `ci/mutant-patches/*.patch`, in any of the code under test (the C ports, the core's array
 //! and tree backends). Each is applied to a copy of the workspace, built on its own and run
 //! like a schemata mutant. A patch that no longer applies is an error naming it: the list is
-//! kept in step with the code, as the equivalent list is.
+//! kept in step with the code, as the equivalent list is. The core's cargo-mutants mutants
+//! ([`super::cargo_mutants`]) are built the same way.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use super::c::Mutant;
-use super::Engine;
+use super::{Engine, Status};
 
 /// Where the patches live, relative to the repository root.
 pub const PATCH_DIR: &str = "ci/mutant-patches";
@@ -18,13 +19,49 @@ pub const PATCH_DIR: &str = "ci/mutant-patches";
 /// Mutant ids of patches start here, past any schemata id.
 const FIRST_ID: usize = 1_000_000;
 
-/// One committed patch.
+/// One patch mutant.
 #[derive(Clone, Debug)]
 pub struct Patch {
     pub mutant: Mutant,
-    pub path: PathBuf,
     /// The patch text, shown for a survivor.
     pub text: String,
+    pub apply: Apply,
+}
+
+/// How a patch is applied to the copy of the workspace, and what a build failure means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Apply {
+    /// A committed patch (`patch -p1`, `a/` and `b/` paths): a build failure is a bug of
+    /// the patch.
+    Committed,
+    /// A generated mutant of one file (its diff's headers are not paths): a build failure
+    /// means the compiler rejects it, cargo-mutants' "unviable".
+    Generated { file: String },
+}
+
+/// `patch` over `text` in `dir`, `args` first; whether it applied.
+pub(super) fn apply(dir: &Path, args: &[&str], text: &str) -> Result<bool, String> {
+    let mut child = Command::new("patch")
+        .args([
+            "--batch",
+            "--forward",
+            "--silent",
+            "--no-backup-if-mismatch",
+            "-d",
+        ])
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not run patch (install it: apt-get install patch): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("patch: {e}"))?;
+    }
+    let status = child.wait().map_err(|e| format!("patch: {e}"))?;
+    Ok(status.success())
 }
 
 /// Every patch under `root/ci/mutant-patches`, sorted by name. The leading `# ` lines of a
@@ -76,8 +113,8 @@ pub fn load(root: &Path) -> Result<Vec<Patch>, String> {
                 replacement: what.trim().to_string(),
                 occurrence: 1,
             },
-            path,
             text,
+            apply: Apply::Committed,
         });
     }
     Ok(patches)
@@ -124,6 +161,9 @@ fn sync(from: &Path, to: &Path, top: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// What a patch build gave: the binary, or the status and why.
+pub type Built = BTreeMap<usize, Result<PathBuf, (Status, String)>>;
+
 /// Apply each patch to a copy of the workspace under `out_dir/patched` and build what the
 /// engine runs. Returns, per mutant id, the binary or why the build failed. A patch that
 /// does not apply is an error.
@@ -132,56 +172,86 @@ pub fn build_all(
     engine: Engine,
     out_dir: &Path,
     out: &mut dyn Write,
-) -> Result<BTreeMap<usize, Result<PathBuf, String>>, String> {
+) -> Result<Built, String> {
     let root = crate::corpus::root();
     let copy = out_dir.join("patched");
     let bins = out_dir.join("patch-bins");
     std::fs::create_dir_all(&bins).map_err(|e| format!("{}: {e}", bins.display()))?;
+    let target = root.join("target").join(match engine {
+        Engine::Stress => "mutants-patches",
+        Engine::Libfuzzer => "mutants-patches-fuzz",
+    });
+    let generated = patches
+        .iter()
+        .filter(|p| p.apply != Apply::Committed)
+        .count();
+    if generated > 0 {
+        let _ = writeln!(
+            out,
+            "==> building {generated} generated mutant(s) of the core one by one (incremental, target dir {})",
+            target.display()
+        );
+    }
     let mut built = BTreeMap::new();
+    let mut done = 0;
     for p in patches {
         sync(&root, &copy, true)?;
-        let status = Command::new("patch")
-            .args([
-                "-p1",
-                "--batch",
-                "--forward",
-                "--silent",
-                "--no-backup-if-mismatch",
-                "-d",
-            ])
-            .arg(&copy)
-            .arg("-i")
-            .arg(&p.path)
-            .status()
-            .map_err(|e| format!("could not run patch (install it: apt-get install patch): {e}"))?;
-        if !status.success() {
+        let applied = match &p.apply {
+            Apply::Committed => apply(&copy, &["-p1"], &p.text)?,
+            Apply::Generated { file } => apply(&copy, &[file.as_str()], &p.text)?,
+        };
+        if !applied {
             return Err(format!(
                 "{}: does not apply to today's code any more; update it (git diff in a checkout with the change)",
                 p.mutant.original
             ));
         }
-        let _ = writeln!(
-            out,
-            "==> patch {}: {}",
-            p.mutant.function, p.mutant.replacement
-        );
-        let log = out_dir.join(format!("build-{}.log", p.mutant.function));
-        let target = root.join("target").join(match engine {
-            Engine::Stress => "mutants-patches",
-            Engine::Libfuzzer => "mutants-patches-fuzz",
-        });
-        let result = super::cargo_build(&copy, &target, engine, None, &log, out).and_then(|bin| {
-            // The next patch's build overwrites the binary: keep this one.
-            let kept = bins.join(format!("{}-{}", p.mutant.function, engine.name()));
-            std::fs::copy(&bin, &kept)
-                .map(|_| kept)
-                .map_err(|e| format!("{}: {e}", bin.display()))
-        });
+        let name = match p.apply {
+            Apply::Committed => {
+                let _ = writeln!(
+                    out,
+                    "==> patch {}: {}",
+                    p.mutant.function, p.mutant.replacement
+                );
+                p.mutant.function.clone()
+            }
+            Apply::Generated { .. } => {
+                done += 1;
+                if done % 50 == 0 || done == generated {
+                    let _ = writeln!(out, "  built {done}/{generated}");
+                }
+                format!("core-{}", p.mutant.id)
+            }
+        };
+        let log = out_dir.join(format!("build-{name}.log"));
+        let result = super::cargo_build(&copy, &target, engine, None, true, &log)
+            .and_then(|bin| {
+                // The next patch's build overwrites the binary: keep this one.
+                let kept = bins.join(format!("{name}-{}", engine.name()));
+                std::fs::copy(&bin, &kept)
+                    .map(|_| kept)
+                    .map_err(|e| format!("{}: {e}", bin.display()))
+            })
+            .map_err(|why| match p.apply {
+                Apply::Committed => (Status::BuildFailed, why),
+                Apply::Generated { .. } => {
+                    let _ = std::fs::remove_file(&log);
+                    (Status::Unviable, first_error(&why))
+                }
+            });
         built.insert(p.mutant.id, result);
     }
     // Leave the copy as the workspace is, so that a later run starts from it.
     sync(&root, &copy, true)?;
     Ok(built)
+}
+
+/// The compiler's first error line of a failed build's message.
+fn first_error(why: &str) -> String {
+    why.lines()
+        .next()
+        .and_then(|l| l.split_once("): ").map(|(_, e)| e.to_string()))
+        .unwrap_or_else(|| why.lines().next().unwrap_or("").to_string())
 }
 
 #[cfg(test)]
@@ -208,14 +278,8 @@ mod tests {
     fn every_committed_patch_applies_to_todays_code() {
         let root = crate::corpus::root();
         for p in load(&root).unwrap() {
-            let status = Command::new("patch")
-                .args(["-p1", "--dry-run", "--batch", "--forward", "--silent", "-d"])
-                .arg(&root)
-                .arg("-i")
-                .arg(&p.path)
-                .status()
-                .expect("patch runs");
-            assert!(status.success(), "{} no longer applies", p.mutant.original);
+            let applies = apply(&root, &["-p1", "--dry-run"], &p.text).expect("patch runs");
+            assert!(applies, "{} no longer applies", p.mutant.original);
         }
     }
 

@@ -8,7 +8,7 @@ use super::{Outcome, Status, EQUIVALENT_LIST};
 /// The mutants still alive over time, one line per port and one for the patches (the eval
 /// chart's survival plot: detection times against the budget).
 pub(super) fn chart(outcomes: &[Outcome], o: &Options) -> String {
-    const KINDS: [&str; 4] = ["pre", "post", "post15", "patches"];
+    const KINDS: [&str; 5] = ["pre", "post", "post15", "core", "patches"];
     let kind = |r: &Outcome| {
         if r.operator == "patch" {
             "patches"
@@ -25,7 +25,7 @@ pub(super) fn chart(outcomes: &[Outcome], o: &Options) -> String {
         .filter_map(|&k| {
             let rs: Vec<&Outcome> = outcomes
                 .iter()
-                .filter(|r| kind(r) == k && !matches!(r.status, Status::Equivalent))
+                .filter(|r| kind(r) == k && r.counted())
                 .collect();
             if rs.is_empty() {
                 return None;
@@ -51,6 +51,8 @@ pub(super) fn chart(outcomes: &[Outcome], o: &Options) -> String {
     let label = |g: &crate::eval::Group| {
         let what = if g.bug == "patches" {
             "patch mutants".to_string()
+        } else if g.bug == "core" {
+            "core (cargo-mutants)".to_string()
         } else {
             format!("{} port", g.bug)
         };
@@ -91,7 +93,8 @@ pub(super) fn summarize(outcomes: &[Outcome], o: &Options) -> String {
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|r| f(r)).count();
     let equivalent = count(&|r| matches!(r.status, Status::Equivalent));
     let detected = count(&|r| r.detected());
-    let considered = outcomes.len() - equivalent;
+    let considered = count(&|r| r.counted());
+    let unviable = count(&|r| matches!(r.status, Status::Unviable));
     let kill_times: Vec<f64> = outcomes
         .iter()
         .filter(|r| r.detected())
@@ -102,7 +105,7 @@ pub(super) fn summarize(outcomes: &[Outcome], o: &Options) -> String {
         "# Mutation score ({} engine, seed {}, {} s per mutant)\n\n\
          **{detected} of {considered} non-equivalent mutants detected ({:.1}%)**: {} killed by a report, \
          {} timed out (the mutant hangs), {} crashed the process; {} survived; {equivalent} equivalent \
-         (reference/c/{EQUIVALENT_LIST}). Time to detect: median {}, slowest {}.\n\n",
+         (reference/c/{EQUIVALENT_LIST}, {}){}. Time to detect: median {}, slowest {}.\n\n",
         o.engine.name(),
         o.seed,
         o.time.as_secs_f64(),
@@ -111,9 +114,18 @@ pub(super) fn summarize(outcomes: &[Outcome], o: &Options) -> String {
         count(&|r| matches!(r.status, Status::TimedOut)),
         count(&|r| matches!(r.status, Status::Crashed)),
         count(&|r| matches!(r.status, Status::Survived)),
+        super::cargo_mutants::EQUIVALENT_LIST,
+        if unviable > 0 {
+            format!("; {unviable} of the core's generated mutants rejected by the compiler (unviable, not counted)")
+        } else {
+            String::new()
+        },
         seconds(median(kill_times.clone())),
         seconds(Some(slowest).filter(|_| !kill_times.is_empty())),
     );
+    if let Some(why) = &o.core_missing {
+        s += &format!("**Not in this run:** {why}.\n\n");
+    }
     if o.check_equivalent {
         let listed = count(&|r| r.listed_equivalent);
         let refuted: Vec<&Outcome> = outcomes
@@ -151,7 +163,7 @@ pub(super) fn summarize(outcomes: &[Outcome], o: &Options) -> String {
             .iter()
             .filter(|r| matches!(r.status, Status::Survived))
             .count();
-        let n = rs.len() - eq;
+        let n = rs.iter().filter(|r| r.counted()).count();
         s += &format!(
             "| {file} | {function} | {} | {} | {surv} | {eq} | {} | {} |\n",
             rs.len(),
@@ -165,10 +177,7 @@ pub(super) fn summarize(outcomes: &[Outcome], o: &Options) -> String {
         );
     }
     let mut by_operator: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for r in outcomes
-        .iter()
-        .filter(|r| !matches!(r.status, Status::Equivalent))
-    {
+    for r in outcomes.iter().filter(|r| r.counted()) {
         let e = by_operator.entry(r.operator).or_default();
         e.0 += 1;
         e.1 += usize::from(r.detected());
@@ -258,6 +267,7 @@ mod tests {
             list: false,
             bin: None,
             check_equivalent: false,
+            core_missing: None,
         };
         let outcomes = [
             outcome("pre/kvm_main.c", "drop", Status::Killed, 0.01),

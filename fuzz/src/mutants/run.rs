@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -207,7 +207,7 @@ impl Engine {
 /// failed).
 pub(super) struct Bins<'a> {
     pub(super) schemata: &'a Path,
-    pub(super) patches: &'a BTreeMap<usize, Result<PathBuf, String>>,
+    pub(super) patches: &'a super::patches::Built,
 }
 
 impl Bins<'_> {
@@ -215,9 +215,9 @@ impl Bins<'_> {
         match self.patches.get(&m.id) {
             None => run_one(o.engine, self.schemata, m, o.seed, o.time, scratch),
             Some(Ok(bin)) => run_one(o.engine, bin, m, o.seed, o.time, scratch),
-            Some(Err(why)) => {
+            Some(Err((status, why))) => {
                 let mut r = Outcome::new(m);
-                r.status = Status::BuildFailed;
+                r.status = status.clone();
                 r.detail = why.clone();
                 r
             }
