@@ -163,10 +163,15 @@ impl Implementation for CoreImpl {
 
     fn search(&mut self, as_id: u16, gfn: u64) -> Option<Found> {
         let space = self.space(as_id)?;
-        // Through the trait, as the core's users call it; the index is where the slot sits.
+        // Through the trait, as the core's users call it; the index is where the slot sits
+        // in the array (its offset: a scan per lookup would slow every execution).
         let hit = MemslotSet::search(space, gfn)?;
-        let index = space.slots().iter().position(|s| std::ptr::eq(s, hit));
-        Some(found(space, index.unwrap_or(usize::MAX)))
+        let slots = space.slots();
+        let offset = (hit as *const MemorySlot as usize).wrapping_sub(slots.as_ptr() as usize);
+        let index = offset / std::mem::size_of::<MemorySlot>();
+        // A slot from outside the array gets no index and no slot: a divergence.
+        let inside = offset % std::mem::size_of::<MemorySlot>() == 0 && index < slots.len();
+        Some(found(space, if inside { index } else { usize::MAX }))
     }
 
     fn id_to_memslot(&mut self, as_id: u16, id: u16) -> Option<Found> {
@@ -244,18 +249,23 @@ impl Implementation for CoreImpl {
         let space = self.vm.memslots(as_id)?;
         self.packed.clear();
         let mut index_is_inverse = true;
+        // The trait's walk must be the array itself, slot for slot (checked in the same pass).
+        let mut walk = MemslotSet::walk(space);
+        let mut walk_is_array = true;
         for (i, s) in space.slots().iter().enumerate() {
             // Ids are below 512 here or the generic check fails on them; a wrapped id only
             // makes the comparison fail, and the slow path shows the real one.
             self.packed.push(packed_slot(&slot(s)));
             index_is_inverse &= s.id < 0x8000 && space.index_of(s.id) == Some(i);
+            walk_is_array &= walk.next().is_some_and(|w| std::ptr::eq(w, s));
         }
+        walk_is_array &= walk.next().is_none();
         Some(Quick {
             generation: MemslotSet::generation(space),
             used_slots: MemslotSet::used_slots(space) as i64,
             lru: Some(space.lru_slot() as i64),
             index_is_inverse,
-            walk_is_array: MemslotSet::walk(space).eq(space.slots().iter()),
+            walk_is_array,
         })
     }
 
