@@ -19,7 +19,7 @@ const MUTANT_SOURCES: &str = "MEMSLOT_MUTANT_SOURCES";
 const COVERAGE_IGNORELIST: &str = "c/coverage-ignorelist.txt";
 
 fn main() {
-    for dir in ["c", "c/shim", "c/pre", "c/post", "c/post15", "c/states"] {
+    for dir in ["c", "c/shim", "c/pre", "c/post", "c/post15", "c/modern", "c/states"] {
         println!("cargo:rerun-if-changed={dir}");
     }
     println!("cargo:rerun-if-changed={COVERAGE_IGNORELIST}");
@@ -157,6 +157,10 @@ const API_FUNCTIONS: &[(&str, &str)] = &[
     ),
     ("warn_count", "() -> u64"),
     ("last_warn", "() -> *const c_char"),
+    (
+        "check_structure",
+        "(kvm: *mut Kvm, as_id: i32, msg: *mut c_char, len: i32) -> i32",
+    ),
 ];
 
 /// `$OUT_DIR/port_states.rs`: for each `c/states/<state>.c`, the extern declarations of its C

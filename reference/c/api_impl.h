@@ -9,20 +9,15 @@
  * -EINVAL for an address space or id the kernel's callers would never pass;
  * MEMSLOT_API_FAULTED if the port faulted in a guard page (shim/guard.h).
  */
-#include "memslot_api.h"
+#include <stdio.h>
 
-#define API_CAT2(a, b, c) a##b##c
-#define API_CAT(a, b, c) API_CAT2(a, b, c)
-#define API(name) API_CAT(memslot_, MEMSLOT_PORT, _##name)
+#include "memslot_api.h"
+#include "api_common.h"
 
 _Static_assert(KVM_MEM_SLOTS_NUM == MEMSLOT_API_SLOTS_NUM, "API slot count");
 _Static_assert(KVM_ADDRESS_SPACE_NUM == MEMSLOT_API_ADDRESS_SPACE_NUM, "API address spaces");
 _Static_assert(sizeof(struct memslot_api_region) == sizeof(struct kvm_userspace_memory_region),
 	       "API region is the uapi struct");
-_Static_assert(KVM_MR_CREATE == MEMSLOT_API_MR_CREATE && KVM_MR_DELETE == MEMSLOT_API_MR_DELETE &&
-		       KVM_MR_MOVE == MEMSLOT_API_MR_MOVE &&
-		       KVM_MR_FLAGS_ONLY == MEMSLOT_API_MR_FLAGS_ONLY,
-	       "API change codes are enum kvm_mr_change");
 
 /*
  * post15's memslots[] is a flexible array member: its capacity is what the
@@ -46,16 +41,6 @@ static uint32_t api_capacity(const struct kvm_memslots *slots)
 }
 #endif
 
-static void api_copy_slot(struct memslot_api_slot *out, const struct kvm_memory_slot *slot)
-{
-	out->base_gfn = slot->base_gfn;
-	out->npages = slot->npages;
-	out->userspace_addr = slot->userspace_addr;
-	out->flags = slot->flags;
-	out->id = slot->id;
-	out->has_dirty_bitmap = slot->dirty_bitmap != NULL;
-	out->reserved = 0;
-}
 
 static struct kvm_userspace_memory_region api_region(const struct memslot_api_region *mem)
 {
@@ -68,47 +53,6 @@ static struct kvm_userspace_memory_region api_region(const struct memslot_api_re
 	};
 	return kmem;
 }
-
-static int api_as_id_ok(int as_id)
-{
-	return as_id >= 0 && as_id < KVM_ADDRESS_SPACE_NUM;
-}
-
-/*
- * Each function that runs port code arms the shim's fault catcher first
- * (SHIM_GUARDED_CALL) and disarms it before returning (SHIM_GUARDED_END).
- * The work is done in a static helper so that no local of the guarded frame
- * lives across the sigsetjmp().
- */
-
-/*
- * The exported int function `name` around its static helper api_<name>: the
- * catcher's sigsetjmp() must run in the exported function's own frame.
- */
-#define API_GUARDED(name, params, args)                      \
-	int API(name) params                                  \
-	{                                                     \
-		int r;                                        \
-                                                              \
-		SHIM_GUARDED_CALL(MEMSLOT_API_FAULTED);       \
-		r = api_##name args;                          \
-		SHIM_GUARDED_END();                           \
-		return r;                                     \
-	}
-
-/*
- * The API's own walks over a whole array (the walk, range queries, the state copy)
- * are the harness's bookkeeping, not kernel code: no coverage feedback from them.
- * Under -fsanitize=fuzzer-no-link every comparison they make for every slot was
- * traced (the range queries alone were 13% of a 512-slot step), for edges that say
- * nothing about the port.  AddressSanitizer still checks their accesses.  The helper is inlined into
- * the exported function, so both carry the attribute.
- */
-#if defined(__clang__)
-#define API_UNTRACED __attribute__((no_sanitize("coverage")))
-#else
-#define API_UNTRACED
-#endif
 
 static struct kvm *api_create_vm(void)
 {
@@ -125,14 +69,6 @@ struct kvm *API(create_vm)(void)
 	kvm = api_create_vm();
 	SHIM_GUARDED_END();
 	return kvm;
-}
-
-void API(destroy_vm)(struct kvm *kvm)
-{
-	SHIM_GUARDED_CALL();
-	if (kvm)
-		kvm_destroy_vm(kvm);
-	SHIM_GUARDED_END();
 }
 
 /* KVM_SET_USER_MEMORY_REGION: copy_from_user, then the ioctl handler. */
@@ -434,17 +370,43 @@ void API(set_lru_slot)(struct kvm *kvm, int as_id, int lru)
 		atomic_set(&__kvm_memslots(kvm, as_id)->lru_slot, lru);
 }
 
-void API(set_prepare_error)(struct kvm *kvm, int error)
+
+/*
+ * The array's bounds, which the harness's own comparison of get_state() assumes:
+ * used_slots within the capacity and every id_to_index[] entry -1 or within it.
+ * Returns 0, or 1 with what is wrong in @msg; -EINVAL for a bad address space.
+ */
+API_UNTRACED
+static int api_check_structure(struct kvm *kvm, int as_id, char *msg, int len)
 {
-	kvm->shim_prepare_error = error;
+	struct kvm_memslots *slots;
+	uint32_t capacity;
+	int id;
+
+	if (!api_as_id_ok(as_id))
+		return -EINVAL;
+	slots = __kvm_memslots(kvm, as_id);
+	capacity = api_capacity(slots);
+	if (slots->used_slots < 0 || (uint32_t)slots->used_slots > capacity) {
+		if (len > 0)
+			snprintf(msg, (size_t)len, "used_slots %d outside [0, %u]",
+				 slots->used_slots, capacity);
+		return 1;
+	}
+	for (id = 0; id < KVM_MEM_SLOTS_NUM; id++) {
+		int index = slots->id_to_index[id];
+
+		if (index < -1 || (index >= 0 && (uint32_t)index >= capacity)) {
+			if (len > 0)
+				snprintf(msg, (size_t)len, "id_to_index[%d] = %d outside [-1, %u)",
+					 id, index, capacity);
+			return 1;
+		}
+	}
+	return 0;
 }
 
-uint64_t API(warn_count)(void)
-{
-	return shim_warn_count;
-}
-
-const char *API(last_warn)(void)
-{
-	return shim_last_warn;
-}
+API_UNTRACED
+API_GUARDED(check_structure,
+	    (struct kvm *kvm, int as_id, char *msg, int len),
+	    (kvm, as_id, msg, len))

@@ -126,7 +126,8 @@ struct kvm;
 	int memslot_##port##_update_memslots(struct kvm *kvm, int as_id,                      \
 					     const struct memslot_api_slot *slot, int change); \
 	uint64_t memslot_##port##_warn_count(void);                                           \
-	const char *memslot_##port##_last_warn(void);
+	const char *memslot_##port##_last_warn(void);                                         \
+	int memslot_##port##_check_structure(struct kvm *kvm, int as_id, char *msg, int len);
 
 MEMSLOT_API_DECLARE(pre)
 MEMSLOT_API_DECLARE(pre_fixed)
@@ -140,5 +141,6 @@ MEMSLOT_API_DECLARE(post15_bug_stale_lru)
 MEMSLOT_API_DECLARE(post15_bug_empty_array)
 MEMSLOT_API_DECLARE(post15_bug_below_lowest)
 MEMSLOT_API_DECLARE(post15_bug_update_absent_id)
+MEMSLOT_API_DECLARE(modern)
 
 #endif /* MEMSLOT_API_H */

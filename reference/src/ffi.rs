@@ -118,6 +118,7 @@ pub struct PortFns {
     pub update_memslots: unsafe extern "C" fn(*mut Kvm, i32, *const MemslotApiSlot, i32) -> i32,
     pub warn_count: unsafe extern "C" fn() -> u64,
     pub last_warn: unsafe extern "C" fn() -> *const c_char,
+    pub check_structure: unsafe extern "C" fn(*mut Kvm, i32, *mut c_char, i32) -> i32,
 }
 
 // The extern declarations and the `PortFns` table of every port state in `c/states/`

@@ -110,6 +110,10 @@ pub enum Family {
     Post,
     /// `c/post15/`: an array of exactly the entries allocated, -1 marks absent ids.
     Post15,
+    /// `c/modern/`: no array: an id hash, a gfn rb-tree and an hva interval tree in each of
+    /// two sets per address space (a54d806688fe onward). Its C API reports the gfn tree in
+    /// descending order as the "array" and a slot's rank in it as its index.
+    Modern,
 }
 
 /// Which kernel state a port reproduces: a port and the later upstream fixes compiled in.
@@ -144,10 +148,13 @@ pub enum Port {
     /// [`Port::Post15`] broken on purpose, in no kernel: `kvm_memslot_delete()` keeps the
     /// deleted id's index. For the harness's self-test only.
     Post15SelftestDeleteKeepsIndex,
+    /// The tree-based code (v5.17 onward) as of v6.8-v6.12, with
+    /// `KVM_SET_USER_MEMORY_REGION2` and guest_memfd bindings.
+    Modern,
 }
 
 impl Port {
-    pub const ALL: [Port; 13] = [
+    pub const ALL: [Port; 14] = [
         Port::Pre,
         Port::PreFixed,
         Port::PreBugPrepareInvalid,
@@ -161,6 +168,7 @@ impl Port {
         Port::Post15BugBelowLowest,
         Port::Post15BugUpdateAbsentId,
         Port::Post15SelftestDeleteKeepsIndex,
+        Port::Modern,
     ];
 
     /// The name reports and command lines use: `pre`, `post15-bug-stale-lru`, ...
@@ -179,6 +187,7 @@ impl Port {
             Port::Post15BugBelowLowest => "post15-bug-below-lowest",
             Port::Post15BugUpdateAbsentId => "post15-bug-update-absent-id",
             Port::Post15SelftestDeleteKeepsIndex => "post15-selftest-delete-keeps-index",
+            Port::Modern => "modern",
         }
     }
 
@@ -205,6 +214,7 @@ impl Port {
             | Port::Post15BugBelowLowest
             | Port::Post15BugUpdateAbsentId
             | Port::Post15SelftestDeleteKeepsIndex => Family::Post15,
+            Port::Modern => Family::Modern,
         }
     }
 
@@ -223,6 +233,7 @@ impl Port {
             Port::Post15BugBelowLowest => &ffi::POST15_BUG_BELOW_LOWEST,
             Port::Post15BugUpdateAbsentId => &ffi::POST15_BUG_UPDATE_ABSENT_ID,
             Port::Post15SelftestDeleteKeepsIndex => &ffi::POST15_SELFTEST_DELETE_KEEPS_INDEX,
+            Port::Modern => &ffi::MODERN,
         }
     }
 }
@@ -696,6 +707,32 @@ impl PortVm {
     pub fn set_prepare_error(&mut self, errno: i32) {
         // SAFETY: plain store into the VM.
         self.call(|f, kvm| unsafe { (f.set_prepare_error)(kvm, errno) })
+    }
+
+    /// The port's structural invariants of address space `as_id` between two requests, which
+    /// no lookup sees: for the tree-based port both sets' red-black and interval trees, the id
+    /// hash, `last_used_slot` and the sync of the inactive set; for the array ports the
+    /// bounds of `used_slots` and `id_to_index[]`. `Err` says what is wrong.
+    pub fn check_structure(&mut self, as_id: u16) -> Result<(), String> {
+        let mut msg = [0 as std::ffi::c_char; 256];
+        let len = msg.len() as i32;
+        // SAFETY: `msg` holds `len` bytes; the C side writes a NUL-terminated message into it.
+        let r = self.call(|f, kvm| unsafe {
+            (f.check_structure)(kvm, as_id.into(), msg.as_mut_ptr(), len)
+        });
+        match r {
+            0 => Ok(()),
+            // The fault itself is reported by the caller's check of `fault()`.
+            FAULTED => Ok(()),
+            1 => {
+                msg[msg.len() - 1] = 0;
+                // SAFETY: NUL-terminated just above at the latest.
+                Err(unsafe { CStr::from_ptr(msg.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned())
+            }
+            _ => panic!("address space {as_id} does not exist"),
+        }
     }
 
     /// WARN_ON / WARN_ON_ONCE hits in this VM's calls so far.

@@ -31,12 +31,17 @@ typedef int64_t s64;
 typedef u32 __u32;
 typedef u64 __u64;
 
+/* loff_t and pgoff_t as macros: libc may typedef loff_t already. */
+#define loff_t long long
+#define pgoff_t unsigned long
+
 typedef u64 gfn_t;
 typedef u64 gpa_t;
 typedef unsigned long hva_t;
 
 #define PAGE_SHIFT 12
 #define PAGE_SIZE (1UL << PAGE_SHIFT)
+#define PAGE_ALIGNED(addr) ((((unsigned long)(addr)) & (PAGE_SIZE - 1)) == 0)
 #define BITS_PER_LONG 64
 #define BIT_ULL(nr) (1ULL << (nr))
 #define __ALIGN_MASK(x, mask) (((x) + (mask)) & ~(mask))
@@ -49,6 +54,24 @@ typedef unsigned long hva_t;
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 #define GFP_KERNEL_ACCOUNT 0
+
+/* ---- compiler.h, kernel.h, limits.h ----------------------------------- */
+
+#ifndef __always_inline /* glibc's sys/cdefs.h has one */
+#define __always_inline inline __attribute__((__always_inline__))
+#endif
+#define __maybe_unused __attribute__((__unused__))
+#define READ_ONCE(x) (x)
+#define WRITE_ONCE(x, val) ((x) = (val))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define ARRAY_SIZE(arr) (sizeof(arr) / sizeof((arr)[0]))
+/* ilog2() of the compile-time constants it is used on here (hash table sizes). */
+#define ilog2(n) ((int)(sizeof(unsigned long long) * 8 - 1 - __builtin_clzll(n)))
+#define SHRT_MAX 0x7fff
+#define max_t(type, x, y) ((type)(x) > (type)(y) ? (type)(x) : (type)(y))
+#define min_t(type, x, y) ((type)(x) < (type)(y) ? (type)(x) : (type)(y))
+/* BUG(): the kernel oopses; here the process aborts, which the harness reports. */
+#define BUG() abort()
 
 #define MAX_ERRNO 4095
 #define IS_ERR_VALUE(x) unlikely((unsigned long)(void *)(x) >= (unsigned long)-MAX_ERRNO)
@@ -101,6 +124,18 @@ static inline void kvfree(const void *addr)
 	shim_kvfree(addr);
 }
 
+/* kzalloc()/kfree(): the same guarded allocator (one allocation per object). */
+static inline void *kzalloc(size_t size, int flags)
+{
+	(void)flags;
+	return shim_kvzalloc(size);
+}
+
+static inline void kfree(const void *addr)
+{
+	shim_kvfree(addr);
+}
+
 /* ---- atomics, locks, RCU: single-threaded stand-ins ------------------ */
 
 typedef struct {
@@ -109,6 +144,13 @@ typedef struct {
 
 static inline int atomic_read(const atomic_t *v) { return v->counter; }
 static inline void atomic_set(atomic_t *v, int i) { v->counter = i; }
+
+typedef struct {
+	long counter;
+} atomic_long_t;
+
+static inline long atomic_long_read(const atomic_long_t *v) { return v->counter; }
+static inline void atomic_long_set(atomic_long_t *v, long i) { v->counter = i; }
 
 struct mutex {
 	int locked;
@@ -158,6 +200,12 @@ static inline bool __chk_range_not_ok(unsigned long addr, unsigned long size, un
 
 #define access_ok(addr, size) likely(!__range_not_ok(addr, size, user_addr_max()))
 
+/*
+ * untagged_addr() strips LAM tag bits on x86-64 (v6.4+) only for a process
+ * that enabled LAM; the harness's "process" has not, so addresses are kept.
+ */
+#define untagged_addr(addr) (addr)
+
 /* ---- uapi/linux/kvm.h ------------------------------------------------ */
 
 /* for KVM_SET_USER_MEMORY_REGION */
@@ -182,9 +230,17 @@ struct kvm_userspace_memory_region {
 
 /* ---- arch/x86/include/asm/kvm_host.h: slot counts -------------------- */
 
+#ifndef SHIM_MODERN_SLOT_COUNTS
 #define KVM_USER_MEM_SLOTS 509
 /* memory slots that are not exposed to userspace */
 #define KVM_PRIVATE_MEM_SLOTS 3
+#else
+/*
+ * Since v5.17 x86 names only its internal slots; include/linux/kvm_host.h
+ * derives KVM_USER_MEM_SLOTS from KVM_MEM_SLOTS_NUM (modern/kvm_host.h).
+ */
+#define KVM_INTERNAL_MEM_SLOTS 3
+#endif
 #define KVM_ADDRESS_SPACE_NUM 2
 
 /*
