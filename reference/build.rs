@@ -19,7 +19,9 @@ const MUTANT_SOURCES: &str = "MEMSLOT_MUTANT_SOURCES";
 const COVERAGE_IGNORELIST: &str = "c/coverage-ignorelist.txt";
 
 fn main() {
-    for dir in ["c", "c/shim", "c/pre", "c/post", "c/post15", "c/modern", "c/states"] {
+    for dir in [
+        "c", "c/shim", "c/pre", "c/post", "c/post15", "c/modern", "c/states",
+    ] {
         println!("cargo:rerun-if-changed={dir}");
     }
     println!("cargo:rerun-if-changed={COVERAGE_IGNORELIST}");

@@ -31,8 +31,8 @@ use crate::report::found_text;
 /// Above this many slots in an address space, probes cover only the region an operation touched.
 pub const PROBE_ALL_LIMIT: usize = 32;
 
-/// The implementations compared by default: core (the array backend), the three ports, tree
-/// (the core's tree backend) and the oracle. The ports carry the later upstream fixes of the
+/// The implementations compared by default: core (the array backend), the three 2020 ports, the
+/// tree-based port of today's kernel (`modern`), tree (the core's tree backend) and the oracle. The ports carry the later upstream fixes of the
 /// bugs they are known to have (pre-fixed, post-fixed, post15: see `memslot_reference::Port`),
 /// so that a run is not drowned by a bug fixed in 2020; the literal states, each with its bug,
 /// are in the zoo (`crate::zoo`). The core comes first (the self-test replaces it) and the
@@ -43,6 +43,7 @@ pub fn standard_implementations() -> Vec<Box<dyn Implementation>> {
         Box::new(PortImpl::new(memslot_reference::Port::PreFixed)),
         Box::new(PortImpl::new(memslot_reference::Port::PostFixed)),
         Box::new(PortImpl::new(memslot_reference::Port::Post15)),
+        Box::new(PortImpl::new(memslot_reference::Port::Modern)),
         Box::new(TreeImpl::new()),
         Box::new(Oracle::new()),
     ]
@@ -169,6 +170,9 @@ pub struct Stats {
     /// Which [`OpKind`]s the run performed in which address space: bit `as * 16 + kind`.
     /// Not part of [`Stats::summary`]; it feeds `MEMSLOT_DIFF_KINDS_LOG` (`targets::fuzz`).
     pub kinds: u32,
+    /// The implementations that left the lockstep, at which step and why
+    /// ([`Implementation::leaves_lockstep`]).
+    pub left: Vec<(&'static str, usize, &'static str)>,
 }
 
 /// The kinds of operation [`Stats::kinds`] tells apart.
@@ -258,6 +262,9 @@ impl Stats {
         ));
         for (as_id, (used, generation)) in self.end.iter().enumerate() {
             out.push_str(&format!(" as{as_id}={used}@gen{generation}"));
+        }
+        for (name, step, _) in &self.left {
+            out.push_str(&format!(" {name}-left@{step}"));
         }
         out
     }
@@ -427,6 +434,14 @@ impl Runner {
     /// `scratch.verdicts`; returns what differs and the address space the report should show.
     fn step(&mut self, op: &Op, full: bool) -> (Findings, u16) {
         self.stats.steps += 1;
+        let (step, left) = (self.stats.steps, &mut self.stats.left);
+        self.impls.retain(|imp| match imp.leaves_lockstep(op) {
+            Some(why) => {
+                left.push((imp.name(), step, why));
+                false
+            }
+            None => true,
+        });
         let mut warns = std::mem::take(&mut self.scratch.warns);
         warns.clear();
         warns.extend(self.impls.iter().map(|i| i.warn_count()));

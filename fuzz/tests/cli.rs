@@ -356,6 +356,7 @@ fn throughput_writes_its_fixed_inputs_and_measures_them() {
         names,
         [
             "core",
+            "modern",
             "oracle",
             "post-fixed",
             "post15",

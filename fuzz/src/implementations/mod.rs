@@ -98,6 +98,13 @@ pub trait Implementation {
     fn last_change(&self) -> Option<crate::runner::OpKind> {
         None
     }
+    /// Why this implementation cannot take part in `op` and what follows it: a documented
+    /// class of legitimate difference (today's kernel refusing what 2020's accepted), named
+    /// with its commit. The runner then leaves it out of the lockstep for the rest of the
+    /// run, and says so in the run's statistics. `None`: it takes part.
+    fn leaves_lockstep(&self, _op: &crate::ops::Op) -> Option<&'static str> {
+        None
+    }
     /// `KVM_SET_USER_MEMORY_REGION`; returns 0 or a negative errno.
     fn set_user_memory_region(&mut self, r: &Region) -> i32;
     /// `__kvm_set_memory_region` from inside the kernel; returns 0 or a negative errno.

@@ -1,11 +1,28 @@
 //! Adapter for the literal C ports of kvm_main.c (`memslot_reference::PortVm`).
+//!
+//! The tree-based port (`modern`, v5.17 onward) behaves differently from 2020's code in ways
+//! that are the kernel's design, not bugs; each is normalised here, where it is named:
+//! * `kvm_for_each_memslot()` walks the id hash (a54d806688fe), bucket by bucket: its walk is
+//!   compared as the set of ids it visits, put in array order (by rank);
+//! * `kvm_for_each_memslot_in_gfn_range()` yields ascending GFNs and the hva interval tree
+//!   ascending host addresses: range answers are put in array order the same way;
+//! * `last_used_slot` is a pointer cache that a delete clears and a move retargets
+//!   (kvm_replace_memslot()): like post15's hint it is compared only right after a hit;
+//! * 09d952c971a5 checks the host address of private slots too: an in-kernel request for a
+//!   private id with an unaligned or out-of-range `userspace_addr`, which 2020's code accepts,
+//!   makes it leave the lockstep ([`Implementation::leaves_lockstep`]);
+//! * every slot is its own allocation, shared by both sets: the VM holds one more allocation
+//!   per slot than it did when created.
 
 use memslot_reference::{
     ApiSlot, Family, KvmUserspaceMemoryRegion, Port, PortVm, RawSlot, RawState,
 };
 
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
-use crate::ops::{Region, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_SLOTS_NUM};
+use crate::ops::{
+    Op, Region, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_SLOTS_NUM,
+    KVM_USER_MEM_SLOTS, PAGE_SIZE, TASK_SIZE_MAX,
+};
 
 /// One state of a C port: `pre` (Linux v5.6), `post` (the seed patch applied), `post15`
 /// (exactly sized arrays) or one of their zoo states (`memslot_reference::Port`).
@@ -24,6 +41,9 @@ pub struct PortImpl {
     /// Buffers for the batched lookups' raw answers.
     hits: Vec<(Option<(i32, RawSlot)>, i32)>,
     id_hits: Vec<Option<(i32, RawSlot)>>,
+    /// Buffers for putting the tree-based port's walks and range answers in array order.
+    ranked: Vec<(u32, i32)>,
+    range_ids: Vec<u16>,
 }
 
 impl PortImpl {
@@ -37,7 +57,13 @@ impl PortImpl {
             hit_in: None,
             hits: Vec::new(),
             id_hits: Vec::new(),
+            ranked: Vec::new(),
+            range_ids: Vec::new(),
         }
+    }
+
+    fn is_modern(&self) -> bool {
+        self.port.family() == Family::Modern
     }
 
     /// A copy of the address space with at least the first `used_slots` entries (all 512
@@ -59,9 +85,10 @@ impl PortImpl {
     }
 
     /// What the VM holds is what it held when created plus one dirty bitmap per slot that
-    /// logs dirty pages: anything else leaked (or was freed twice).
+    /// logs dirty pages (and, in the tree-based port, the slot itself): anything else leaked
+    /// (or was freed twice).
     fn check_allocations(&mut self) -> Result<(), String> {
-        let mut bitmaps = 0;
+        let (mut bitmaps, mut slots) = (0, 0);
         for as_id in 0..KVM_ADDRESS_SPACE_NUM {
             let state = self.state(as_id, false);
             let used = state.used_slots.max(0) as usize;
@@ -71,23 +98,92 @@ impl PortImpl {
                 .take(used)
                 .filter(|e| e.has_dirty_bitmap)
                 .count() as i64;
+            slots += used as i64;
+        }
+        if !self.is_modern() {
+            slots = 0;
         }
         let (held, created) = self.vm.allocations();
-        if held != created + bitmaps {
+        let expected = created + slots + bitmaps;
+        if held != expected {
+            let slots = if self.is_modern() {
+                format!("{slots} slot(s), ")
+            } else {
+                String::new()
+            };
             return Err(format!(
-                "the VM holds {held} allocations: {created} from kvm_create_vm and {bitmaps} dirty \
-                 bitmap(s) expected, so {} {}",
-                (held - created - bitmaps).abs(),
-                if held > created + bitmaps { "leaked" } else { "freed too often" }
+                "the VM holds {held} allocations: {created} from kvm_create_vm, {slots}{bitmaps} \
+                 dirty bitmap(s) expected, so {} {}",
+                (held - expected).abs(),
+                if held > expected {
+                    "leaked"
+                } else {
+                    "freed too often"
+                }
             ));
         }
         Ok(())
     }
 
+    /// The tree-based port's checks of both sets' trees, hash and cache (see
+    /// `memslot_reference::PortVm::check_structure`).
+    fn check_structure(&mut self, as_id: u16) -> Result<(), String> {
+        if !self.is_modern() {
+            return Ok(());
+        }
+        self.calling();
+        self.vm.check_structure(as_id)
+    }
+
+    /// `ids` in array order: sorted by the index `id_to_index` gives each, an id without
+    /// one last (so that it shows as a difference). The tree-based port walks in hash order
+    /// and answers ranges in ascending order; the array ports' order is kept as it is.
+    fn in_array_order(&mut self, id_to_index: &[i16], ids: &mut Vec<i32>) {
+        if !self.is_modern() {
+            return;
+        }
+        self.ranked.clear();
+        self.ranked.extend(ids.iter().map(|&id| {
+            let rank = usize::try_from(id)
+                .ok()
+                .and_then(|i| id_to_index.get(i))
+                .and_then(|&k| u32::try_from(k).ok());
+            (rank.unwrap_or(u32::MAX), id)
+        }));
+        self.ranked.sort_unstable();
+        ids.clear();
+        ids.extend(self.ranked.iter().map(|&(_, id)| id));
+    }
+
+    /// A range answer of the tree-based port in array order: the ranks of its ids, in one
+    /// call (the state copy is left alone: the fast path's array lives in it).
+    fn range_in_array_order(&mut self, as_id: u16, out: &mut Vec<i32>) {
+        if !self.is_modern() || out.len() < 2 {
+            return;
+        }
+        self.range_ids.clear();
+        self.range_ids
+            .extend(out.iter().map(|&id| u16::try_from(id).unwrap_or(u16::MAX)));
+        let mut hits = std::mem::take(&mut self.id_hits);
+        self.vm
+            .id_to_memslot_each(as_id, &self.range_ids, &mut hits);
+        self.ranked.clear();
+        self.ranked.extend(out.iter().zip(&hits).map(|(&id, hit)| {
+            let rank = hit.and_then(|(k, _)| u32::try_from(k).ok());
+            (rank.unwrap_or(u32::MAX), id)
+        }));
+        self.id_hits = hits;
+        self.ranked.sort_unstable();
+        out.clear();
+        out.extend(self.ranked.iter().map(|&(_, id)| id));
+    }
+
     /// post15's states reset a hint past the array on delete (0774a964ef56) or, without that
-    /// fix, keep it; the others keep it as the seed patch does. Only the latter compare.
+    /// fix, keep it; the others keep it as the seed patch does. Only the latter compare. The
+    /// tree-based port's `last_used_slot` names a slot: a delete clears it, a move follows
+    /// the slot (kvm_replace_memslot()).
     fn compares_lru(&self) -> bool {
-        self.port.family() != Family::Post15
+        !matches!(self.port.family(), Family::Post15 | Family::Modern)
     }
 
     /// Whether the hint is compared after a search (`hit`: it found a slot): always where
@@ -147,7 +243,7 @@ fn normalised_index(family: Family, state: &RawState) -> Vec<(u16, i64)> {
                 let i = raw as usize;
                 raw >= 0 && i < used && state.entries.get(i).is_some_and(|e| e.npages != 0)
             }
-            Family::Post | Family::Post15 => raw >= 0,
+            Family::Post | Family::Post15 | Family::Modern => raw >= 0,
         };
         if present {
             index.push((id as u16, i64::from(raw)));
@@ -174,6 +270,16 @@ fn array_index(state: &RawState, used: usize) -> Vec<(u16, i64)> {
 impl Implementation for PortImpl {
     fn name(&self) -> &'static str {
         self.port.name()
+    }
+
+    fn leaves_lockstep(&self, op: &Op) -> Option<&'static str> {
+        match op {
+            Op::KSet(r) if self.is_modern() && checks_private_hva(r) => Some(
+                "09d952c971a5 (v5.12) checks the host address of private slots too: an \
+                 unaligned or out-of-range userspace_addr is -EINVAL there",
+            ),
+            _ => None,
+        }
     }
 
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
@@ -241,6 +347,7 @@ impl Implementation for PortImpl {
                 .iter()
                 .map(|&id| i32::from(id)),
         );
+        self.range_in_array_order(as_id, out);
         true
     }
 
@@ -253,6 +360,7 @@ impl Implementation for PortImpl {
                 .iter()
                 .map(|&id| i32::from(id)),
         );
+        self.range_in_array_order(as_id, out);
         true
     }
 
@@ -274,9 +382,11 @@ impl Implementation for PortImpl {
         } else {
             array_index(&state, used)
         };
-        out.walk.clear();
-        out.walk
-            .extend(self.vm.for_each_memslot(as_id).into_iter().map(i32::from));
+        let mut walk = std::mem::take(&mut out.walk);
+        walk.clear();
+        walk.extend(self.vm.for_each_memslot(as_id).into_iter().map(i32::from));
+        self.in_array_order(&state.id_to_index, &mut walk);
+        out.walk = walk;
         out.lru = self.compares_lru().then_some(i64::from(state.lru_slot));
         self.last = Some((as_id, state));
     }
@@ -314,6 +424,9 @@ impl Implementation for PortImpl {
                 _ => self.state(as_id, full),
             };
             check_raw(self.port.family(), &state, full)?;
+            if full {
+                self.check_structure(as_id)?;
+            }
         }
         if full && self.vm.fault().is_none() {
             self.check_allocations()?;
@@ -351,8 +464,26 @@ impl Implementation for PortImpl {
                 .is_some_and(|&k| usize::try_from(k) == Ok(i))
         });
         let walk = self.vm.last_walk();
-        let walk_is_array =
-            walk.len() == entries.len() && walk.iter().zip(entries).all(|(&w, e)| w == e.id);
+        let walk_is_array = if self.port.family() == Family::Modern {
+            // Hash order: the walk is the array's ids if its ids' indices are 0..used.
+            walk.len() == entries.len() && {
+                self.ranked.clear();
+                self.ranked.extend(walk.iter().map(|&w| {
+                    let k = usize::try_from(w)
+                        .ok()
+                        .and_then(|id| state.id_to_index.get(id))
+                        .and_then(|&k| u32::try_from(k).ok());
+                    (k.unwrap_or(u32::MAX), 0)
+                }));
+                self.ranked.sort_unstable();
+                self.ranked
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &(k, _))| k as usize == i)
+            }
+        } else {
+            walk.len() == entries.len() && walk.iter().zip(entries).all(|(&w, e)| w == e.id)
+        };
         Some(Quick {
             generation: state.generation,
             used_slots: i64::from(state.used_slots),
@@ -396,12 +527,13 @@ impl Implementation for PortImpl {
                     })
                     && state.entries[used..].iter().all(|e| e.npages == 0)
             }
-            Family::Post | Family::Post15 => {
+            Family::Post | Family::Post15 | Family::Modern => {
                 // Exactly used_slots ids are not -1: with the array's ids among them, no other
                 // id has an index (the normalised full index is the quick one).
                 let state = self.vm.state_ref(as_id, 0);
-                state.used_slots as usize == used
-                    && state.id_to_index.iter().filter(|&&k| k != -1).count() == used
+                let indexed = state.used_slots as usize == used
+                    && state.id_to_index.iter().filter(|&&k| k != -1).count() == used;
+                indexed && self.check_structure(as_id).is_ok()
             }
         }
     }
@@ -466,7 +598,7 @@ fn check_raw(family: Family, s: &RawState, full: bool) -> Result<(), String> {
                 }
             }
         }
-        Family::Post | Family::Post15 => {
+        Family::Post | Family::Post15 | Family::Modern => {
             let mut present = 0;
             for (id, &i) in s.id_to_index.iter().enumerate() {
                 if i == -1 {
@@ -500,4 +632,17 @@ fn check_raw(family: Family, s: &RawState, full: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether an in-kernel request for a private id fails 09d952c971a5's host address check
+/// (`__kvm_set_memory_region()` since v5.12: page aligned, untagged, `access_ok()`), which
+/// 2020's code applies to user ids only.
+fn checks_private_hva(r: &Region) -> bool {
+    let hva = r.userspace_addr;
+    let access_ok = hva
+        .checked_add(r.memory_size)
+        .is_some_and(|end| end <= TASK_SIZE_MAX);
+    // Past the ids and address spaces a VM has, every state refuses the request alike.
+    let names_a_slot = r.id() < KVM_MEM_SLOTS_NUM && r.as_id() < KVM_ADDRESS_SPACE_NUM;
+    names_a_slot && r.id() >= KVM_USER_MEM_SLOTS && (hva % PAGE_SIZE != 0 || !access_ok)
 }
