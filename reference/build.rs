@@ -17,6 +17,10 @@ const SOURCES: [&str; 2] = ["c/api_layout.c", "c/shim/guard.c"];
 const MUTANT_SOURCES: &str = "MEMSLOT_MUTANT_SOURCES";
 /// What fuzz builds do not trace (the shim's infrastructure).
 const COVERAGE_IGNORELIST: &str = "c/coverage-ignorelist.txt";
+/// `STATE:DIR`: build the user's own copy of a port, `DIR` (the state's port directory,
+/// `c/<port>/`, with their patch applied), as the state `STATE` into one more implementation,
+/// `variant` (see the README, "Bring your own variant").
+const VARIANT: &str = "MEMSLOT_VARIANT";
 
 fn main() {
     for dir in [
@@ -31,6 +35,7 @@ fn main() {
         "MEMSLOT_WERROR",
         "MEMSLOT_NO_INSTRUMENT",
         MUTANT_SOURCES,
+        VARIANT,
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -71,8 +76,32 @@ fn main() {
         .flag("-std=gnu11")
         .warnings(true)
         .extra_warnings(true)
+        // The kernel's Makefile disables it too: gcc cannot see that kvm_set_memslot()'s
+        // invalid_slot is set and used under the same `change` test.
+        .flag_if_supported("-Wno-maybe-uninitialized")
         // .ci/run sets this: a warning in a port is a failure there, not on users' compilers.
         .warnings_into_errors(env::var_os("MEMSLOT_WERROR").is_some());
+
+    let variant = match env::var(VARIANT) {
+        Ok(spec) if !spec.is_empty() => {
+            Some(Variant::prepare(&spec, &states).unwrap_or_else(|e| {
+                panic!("{VARIANT}={spec}: {e} (expected STATE:DIR, e.g. modern:/tmp/my-modern)")
+            }))
+        }
+        _ => None,
+    };
+    let mut variant_build = variant.as_ref().map(|v| {
+        let mut b = cc::Build::new();
+        b.file(&v.unit)
+            .include(&v.include)
+            .include("c")
+            .include("c/shim")
+            .flag("-std=gnu11")
+            .warnings(true)
+            .extra_warnings(true)
+            .flag_if_supported("-Wno-maybe-uninitialized");
+        b
+    });
 
     let wants = Instrumentation::requested();
     if wants.fuzzer && wants.sanitizers.iter().any(|s| s == "address") {
@@ -87,11 +116,13 @@ fn main() {
     if !wants.is_empty() {
         match find_clang() {
             Some(clang) => {
-                if env::var_os("CC").is_none() {
-                    build.compiler(&clang);
-                }
-                for flag in wants.clang_flags() {
-                    build.flag(&flag);
+                for b in std::iter::once(&mut build).chain(variant_build.as_mut()) {
+                    if env::var_os("CC").is_none() {
+                        b.compiler(&clang);
+                    }
+                    for flag in wants.clang_flags() {
+                        b.flag(&flag);
+                    }
                 }
             }
             None => println!(
@@ -103,7 +134,91 @@ fn main() {
         }
     }
     build.compile("memslot_reference");
-    write_port_tables(&states);
+    if let (Some(v), Some(b)) = (&variant, variant_build) {
+        println!(
+            "cargo:warning=memslot-reference: the variant is {} built from {} ({VARIANT})",
+            v.state,
+            v.source.display()
+        );
+        b.compile("memslot_variant");
+    }
+    write_port_tables(&states, variant.as_ref());
+}
+
+/// The user's own copy of a port, compiled as one more state (`memslot_variant_*`).
+struct Variant {
+    /// The state it is built as, `c/states/<state>.c`.
+    state: String,
+    /// The patched copy of that state's port directory.
+    source: PathBuf,
+    /// `$OUT_DIR/variant/`, holding the copy as `<port>/`: first on the variant's include
+    /// path, so that the state's `#include "<port>/kvm_main.c"` finds the copy.
+    include: PathBuf,
+    /// `$OUT_DIR/variant/variant.c`: the state's unit, renamed.
+    unit: PathBuf,
+}
+
+impl Variant {
+    fn prepare(spec: &str, states: &[PathBuf]) -> Result<Variant, String> {
+        let (state, dir) = spec.split_once(':').ok_or("no `:` between STATE and DIR")?;
+        let state = state.replace('-', "_");
+        let unit_path = states
+            .iter()
+            .find(|p| p.file_stem().is_some_and(|s| s.to_string_lossy() == state))
+            .ok_or_else(|| {
+                let known: Vec<String> = states
+                    .iter()
+                    .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                    .collect();
+                format!("unknown state `{state}` (known: {})", known.join(", "))
+            })?;
+        let source = PathBuf::from(dir);
+        if !source.is_absolute() {
+            return Err(format!(
+                "{dir} is relative: give an absolute DIR (the build runs in reference/)"
+            ));
+        }
+        if !source.join("kvm_main.c").is_file() {
+            return Err(format!(
+                "{} has no kvm_main.c: DIR is a copy of the state's port directory \
+                 (reference/c/<port>/) with your patch applied",
+                source.display()
+            ));
+        }
+        println!("cargo:rerun-if-changed={}", source.display());
+        let text = std::fs::read_to_string(unit_path).map_err(|e| e.to_string())?;
+        // The state's port directory: the one its kvm_main.c is included from.
+        let port = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("#include \""))
+            .find_map(|l| l.strip_suffix("/kvm_main.c\""))
+            .ok_or_else(|| format!("{} includes no <port>/kvm_main.c", unit_path.display()))?
+            .to_owned();
+        let define = format!("#define MEMSLOT_PORT {state}");
+        if !text.contains(&define) {
+            return Err(format!("{} has no `{define}`", unit_path.display()));
+        }
+        let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("variant");
+        let copy = out.join(&port);
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&copy).map_err(|e| e.to_string())?;
+        for entry in std::fs::read_dir(&source).map_err(|e| format!("{dir}: {e}"))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_file() {
+                std::fs::copy(&path, copy.join(path.file_name().expect("file name")))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        let unit = out.join("variant.c");
+        let renamed = text.replace(&define, "#define MEMSLOT_PORT variant");
+        std::fs::write(&unit, renamed).map_err(|e| e.to_string())?;
+        Ok(Variant {
+            state,
+            source,
+            include: out,
+            unit,
+        })
+    }
 }
 
 /// The functions every state exports (`memslot_<state>_<name>`), as `PortFns` fields.
@@ -167,16 +282,11 @@ const API_FUNCTIONS: &[(&str, &str)] = &[
 
 /// `$OUT_DIR/port_states.rs`: for each `c/states/<state>.c`, the extern declarations of its C
 /// API and a `PortFns` table named after it, so that a state is added by adding its file.
-fn write_port_tables(states: &[PathBuf]) {
+fn write_port_tables(states: &[PathBuf], variant: Option<&Variant>) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let mut names = Vec::new();
-    for path in states {
-        let state = path
-            .file_stem()
-            .expect("state file")
-            .to_string_lossy()
-            .into_owned();
+    let table = |out: &mut String, state: &str| {
         let table = state.to_uppercase();
         out.push_str("extern \"C\" {\n");
         for (name, signature) in API_FUNCTIONS {
@@ -188,10 +298,39 @@ fn write_port_tables(states: &[PathBuf]) {
             writeln!(out, "    {name}: memslot_{state}_{name},").unwrap();
         }
         out.push_str("};\n");
+    };
+    for path in states {
+        let state = path
+            .file_stem()
+            .expect("state file")
+            .to_string_lossy()
+            .into_owned();
+        table(&mut out, &state);
         names.push(state);
     }
     writeln!(out, "/// The C name of every port state, sorted.").unwrap();
     writeln!(out, "pub const STATES: &[&str] = &{names:?};").unwrap();
+    let doc = format!(
+        "/// The user's variant ({VARIANT}): its table, the state it is built as, its source.\n"
+    );
+    match variant {
+        Some(v) => {
+            table(&mut out, "variant");
+            out.push_str(&doc);
+            writeln!(
+                out,
+                "pub static VARIANT_OF: Option<(&PortFns, &str, &str)> = Some((&VARIANT, {:?}, {:?}));",
+                v.state,
+                v.source.display().to_string()
+            )
+            .unwrap();
+        }
+        None => writeln!(
+            out,
+            "{doc}pub static VARIANT_OF: Option<(&PortFns, &str, &str)> = None;"
+        )
+        .unwrap(),
+    }
     let dest = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("port_states.rs");
     std::fs::write(&dest, out).expect("write port_states.rs");
 }

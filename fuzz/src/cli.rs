@@ -1,12 +1,12 @@
 //! The `memslot-diff` command line tool (`cargo memslot-diff ...`).
 //!
 //! ```text
-//! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed]] FILE|DIR...
+//! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant] FILE|DIR...
 //! memslot-diff fmt [--target T] ARTIFACT
 //! memslot-diff encode [--target T] SCENARIO OUTPUT
-//! memslot-diff minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed]] [--time T] FILE
+//! memslot-diff minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant] [--time T] FILE
 //! memslot-diff generate --seed S [--kind short|realistic|long]
-//! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
+//! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed] | --variant]
 //!                     [--generator steered|random] [--json]
 //! memslot-diff seed-corpus [--corpus DIR] [--out DIR]
 //! memslot-diff throughput [--targets a,b,...] [--time T] [--write-inputs DIR] [--json FILE]
@@ -36,10 +36,12 @@ const USAGE: &str = "\
 usage: memslot-diff <command> [options]
 
 commands:
-  replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed]] FILE|DIR...
+  replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant]
+         FILE|DIR...
         Run scenario files or fuzz artifacts (detected per file) on every implementation
         and print the divergence report, if any. --zoo compares core, tree and oracle with
-        that zoo bug's state (or, with --fixed, its fixed state) instead of the standard set.
+        that zoo bug's state (or, with --fixed, its fixed state) instead of the standard set;
+        --variant adds your own variant of a port to it (built with MEMSLOT_VARIANT=STATE:DIR).
         --json prints every implementation's state after every step. --summary prints the '# expect:' line of each file. --target
         (differential, lookups, requests) chooses how artifacts decode; by default it is taken
         from the path (corpus/<target>/... or artifacts/<target>/...), else differential.
@@ -47,13 +49,13 @@ commands:
         Print the scenario text of a fuzz input.
   encode [--target T] SCENARIO OUTPUT
         Write the byte form of a scenario (a fuzz input that decodes to the same program).
-  minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed]] [--time T] FILE
+  minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant] [--time T] FILE
         Shrink a diverging scenario or fuzz artifact by whole operations while it diverges
         with the same signature, and print the result as scenario text. The search stops
         when no single operation can go, or after T (default 60s) with the best so far.
   generate --seed S [--kind short|realistic|long]
         Print the program the stress generator builds from a seed.
-  stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed]]
+  stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed] | --variant]
          [--generator steered|random] [--json]
         Generate and check programs without libFuzzer until the budget is spent (T: 30s,
         5m, 1h) or the implementations diverge; the failing scenario is written to DIR
@@ -240,6 +242,9 @@ impl Args {
                         crate::zoo::bug_names()
                     )
                 })?;
+                if self.flag("variant") {
+                    return Err(format!("{command}: give --zoo or --variant, not both"));
+                }
                 Lockstep::Zoo {
                     bug,
                     fixed: self.flag("fixed"),
@@ -247,6 +252,9 @@ impl Args {
             }
             None if self.flag("fixed") => {
                 return Err(format!("{command}: --fixed needs --zoo BUG"))
+            }
+            None if self.flag("variant") => {
+                Lockstep::with_variant().map_err(|e| format!("{command}: --variant: {e}"))?
             }
             None => Lockstep::from_env().map_err(|e| format!("{command}: {e}"))?,
         };
@@ -269,7 +277,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
     let a = Args::parse(
         "replay",
         args,
-        &["json", "summary", "text", "bytes", "fixed"],
+        &["json", "summary", "text", "bytes", "fixed", "variant"],
         &["target", "zoo", "generator"],
     )?;
     let (lockstep, _) = a.lockstep()?;
@@ -434,7 +442,7 @@ fn minimize(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
     let a = Args::parse(
         "minimize",
         args,
-        &["text", "bytes", "fixed"],
+        &["text", "bytes", "fixed", "variant"],
         &["target", "zoo", "time"],
     )?;
     a.exactly(1, "one FILE argument")?;
@@ -527,7 +535,7 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     let a = Args::parse(
         "stress",
         args,
-        &["fixed", "json"],
+        &["fixed", "variant", "json"],
         &["seed", "time", "iters", "out", "zoo", "generator"],
     )?;
     a.exactly(0, "no positional arguments")?;

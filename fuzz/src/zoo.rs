@@ -117,6 +117,9 @@ pub enum Lockstep {
     Standard,
     /// core, tree, oracle and one zoo bug's state (`fixed`: its fixed state).
     Zoo { bug: &'static ZooBug, fixed: bool },
+    /// The standard set and the user's own variant of a port (`variant`, built with
+    /// `MEMSLOT_VARIANT=STATE:DIR`), next to the state it was built as.
+    WithVariant,
 }
 
 impl Lockstep {
@@ -134,12 +137,15 @@ impl Lockstep {
     /// The C port state this lockstep drives besides core, tree and oracle (zoo only).
     pub fn port(&self) -> Option<Port> {
         match *self {
-            Lockstep::Standard => None,
+            Lockstep::Standard | Lockstep::WithVariant => None,
             Lockstep::Zoo { bug, fixed } => Some(if fixed { bug.fixed } else { bug.state }),
         }
     }
 
     pub fn implementations(&self) -> Vec<Box<dyn Implementation>> {
+        if let Lockstep::WithVariant = self {
+            return with_variant(standard_implementations());
+        }
         match self.port() {
             None => standard_implementations(),
             Some(port) => vec![
@@ -155,6 +161,7 @@ impl Lockstep {
     pub fn replay_args(&self) -> String {
         match self {
             Lockstep::Standard => String::new(),
+            Lockstep::WithVariant => " --variant".to_string(),
             Lockstep::Zoo { bug, fixed: false } => format!(" --zoo {}", bug.name),
             Lockstep::Zoo { bug, fixed: true } => format!(" --zoo {} --fixed", bug.name),
         }
@@ -166,20 +173,41 @@ impl Lockstep {
     /// needs it, so that each bug's programs (and its eval figures) stay about that bug.
     pub fn allows_fail_prepare(&self) -> bool {
         match self {
-            Lockstep::Standard => true,
+            Lockstep::Standard | Lockstep::WithVariant => true,
             Lockstep::Zoo { bug, .. } => bug.needs_fail_prepare(),
         }
     }
 }
 
 impl Lockstep {
-    /// `MEMSLOT_DIFF_ZOO` (`BUG` or `BUG:fixed`), else the standard set.
+    /// `MEMSLOT_DIFF_ZOO` (`BUG` or `BUG:fixed`), else `MEMSLOT_DIFF_VARIANT=1` (the standard
+    /// set and the user's variant), else the standard set.
     pub fn from_env() -> Result<Lockstep, String> {
+        let variant =
+            std::env::var("MEMSLOT_DIFF_VARIANT").is_ok_and(|v| !v.is_empty() && v != "0");
         match std::env::var("MEMSLOT_DIFF_ZOO") {
+            Ok(_) if variant => {
+                Err("MEMSLOT_DIFF_ZOO and MEMSLOT_DIFF_VARIANT: choose one lockstep".to_string())
+            }
             Ok(text) if !text.is_empty() => {
                 Lockstep::parse(&text).map_err(|e| format!("MEMSLOT_DIFF_ZOO: {e}"))
             }
+            _ if variant => {
+                Lockstep::with_variant().map_err(|e| format!("MEMSLOT_DIFF_VARIANT: {e}"))
+            }
             _ => Ok(Lockstep::Standard),
+        }
+    }
+
+    /// [`Lockstep::WithVariant`], if this build has a variant.
+    pub fn with_variant() -> Result<Lockstep, String> {
+        match Port::variant() {
+            Some(_) => Ok(Lockstep::WithVariant),
+            None => Err(
+                "this build has no variant: build it with MEMSLOT_VARIANT=STATE:DIR \
+                         (ci/fuzz --variant STATE:DIR does), see the README"
+                    .to_string(),
+            ),
         }
     }
 }
@@ -235,4 +263,20 @@ impl Generator {
 pub fn generator() -> Generator {
     static GENERATOR: OnceLock<Generator> = OnceLock::new();
     *GENERATOR.get_or_init(|| Generator::from_env().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// `impls` with the user's variant inserted after the state it was built as (or, for a state
+/// outside the set, before `tree`): reports name it `variant`.
+fn with_variant(mut impls: Vec<Box<dyn Implementation>>) -> Vec<Box<dyn Implementation>> {
+    let Some((base, _)) = Port::variant() else {
+        return impls;
+    };
+    let at = impls
+        .iter()
+        .position(|imp| imp.name() == base.name())
+        .map(|i| i + 1)
+        .or_else(|| impls.iter().position(|imp| imp.name() == "tree"))
+        .unwrap_or(impls.len() - 1);
+    impls.insert(at, Box::new(PortImpl::new(Port::Variant)));
+    impls
 }

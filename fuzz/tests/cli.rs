@@ -434,3 +434,25 @@ fn minimize_drops_what_the_divergence_does_not_need() {
     assert_eq!(code, 2);
     assert!(err.contains("bad duration 'soon'"), "{err}");
 }
+
+/// `--variant` in a build without one says how to build it; with `--zoo` it is refused.
+#[test]
+fn variant_without_a_variant_build_names_the_remedy() {
+    let dir = temp_dir("variant");
+    let file = write(
+        &dir,
+        "one.scenario",
+        b"set as=0 id=1 gpa=0 size=4K hva=0x1000 flags=0\n",
+    );
+    if memslot_reference::Port::variant().is_none() {
+        let (code, _, err) = memslot_diff(&["replay", "--variant", &file]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("MEMSLOT_VARIANT=STATE:DIR"), "{err}");
+    } else {
+        let (code, out, err) = memslot_diff(&["replay", "--variant", &file]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let (code, _, err) = memslot_diff(&["replay", "--variant", "--zoo", "stale-lru", &file]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not both"), "{err}");
+}

@@ -151,6 +151,9 @@ pub enum Port {
     /// The tree-based code (v5.17 onward) as of v6.8-v6.12, with
     /// `KVM_SET_USER_MEMORY_REGION2` and guest_memfd bindings.
     Modern,
+    /// The user's own copy of a port, built with `MEMSLOT_VARIANT=STATE:DIR` as that state
+    /// (see [`Port::variant`]). Not in [`Port::ALL`]; only there when built.
+    Variant,
 }
 
 impl Port {
@@ -188,11 +191,23 @@ impl Port {
             Port::Post15BugUpdateAbsentId => "post15-bug-update-absent-id",
             Port::Post15SelftestDeleteKeepsIndex => "post15-selftest-delete-keeps-index",
             Port::Modern => "modern",
+            Port::Variant => "variant",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Port> {
-        Port::ALL.into_iter().find(|p| p.name() == name)
+        Port::ALL
+            .into_iter()
+            .chain(Port::variant().map(|_| Port::Variant))
+            .find(|p| p.name() == name)
+    }
+
+    /// The state the user's variant was built as and the directory it was built from, if
+    /// this build has one (`MEMSLOT_VARIANT=STATE:DIR` at build time).
+    pub fn variant() -> Option<(Port, &'static str)> {
+        let (_, state, source) = ffi::VARIANT_OF?;
+        let base = Port::ALL.into_iter().find(|p| p.c_name() == state)?;
+        Some((base, source))
     }
 
     /// The name of its translation unit, `c/states/<c_name>.c`.
@@ -215,6 +230,7 @@ impl Port {
             | Port::Post15BugUpdateAbsentId
             | Port::Post15SelftestDeleteKeepsIndex => Family::Post15,
             Port::Modern => Family::Modern,
+            Port::Variant => Port::variant().map_or(Family::Modern, |(base, _)| base.family()),
         }
     }
 
@@ -234,6 +250,11 @@ impl Port {
             Port::Post15BugUpdateAbsentId => &ffi::POST15_BUG_UPDATE_ABSENT_ID,
             Port::Post15SelftestDeleteKeepsIndex => &ffi::POST15_SELFTEST_DELETE_KEEPS_INDEX,
             Port::Modern => &ffi::MODERN,
+            Port::Variant => {
+                ffi::VARIANT_OF
+                    .expect("no variant in this build: build with MEMSLOT_VARIANT=STATE:DIR")
+                    .0
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
  * Drives the ports through their C API under AddressSanitizer and
  * UndefinedBehaviorSanitizer (.ci/run builds it with -fsanitize=address,undefined
  * -fno-sanitize-recover=all): random request/lookup sequences over a small universe of
- * ids and GFNs, checking that pre, post and post15 (the fixed state) agree on every
+ * ids and GFNs, checking that pre, post, post15 (the fixed state) and modern agree on every
  * return code, lookup and walk and that none hits a WARN, plus a fill of all 512 slots.
  *
  * Usage: sanitize_ports [ITERATIONS] [SEED]
@@ -57,6 +57,34 @@ static void compare_walks(struct kvm *pre, struct kvm *post, struct kvm *post15,
 	}
 }
 
+/*
+ * The tree-based port against post15: the same slots (its walk is in hash order: compared
+ * as a set, by looking each id up), and its trees, hash and cache intact.
+ */
+static void compare_modern(struct kvm *post15, struct kvm *modern, int step)
+{
+	static int16_t c[MEMSLOT_API_SLOTS_NUM], d[MEMSLOT_API_SLOTS_NUM];
+	struct memslot_api_slot sc, sd;
+	char msg[256];
+	int as_id, k, n, i;
+
+	for (as_id = 0; as_id < MEMSLOT_API_ADDRESS_SPACE_NUM; as_id++) {
+		k = walk_ids(memslot_post15_for_each_memslot, post15, as_id, c);
+		n = walk_ids(memslot_modern_for_each_memslot, modern, as_id, d);
+		CHECK(k == n, "step %d: walk lengths %d (post15), %d (modern)", step, k, n);
+		for (i = 0; i < k && i < n; i++) {
+			int rc = memslot_post15_id_to_memslot(post15, as_id, c[i], &sc);
+			int rd = memslot_modern_id_to_memslot(modern, as_id, c[i], &sd);
+
+			CHECK(rc == rd && sc.base_gfn == sd.base_gfn && sc.npages == sd.npages &&
+				      sc.flags == sd.flags,
+			      "step %d: id %d at index %d (post15), %d (modern)", step, c[i], rc, rd);
+		}
+		CHECK(memslot_modern_check_structure(modern, as_id, msg, sizeof(msg)) == 0,
+		      "step %d: modern AS %d: %s", step, as_id, msg);
+	}
+}
+
 static struct memslot_api_region random_region(void)
 {
 	static const uint64_t sizes[] = { 0, 1, 2, 3, 8 };
@@ -76,8 +104,8 @@ static struct memslot_api_region random_region(void)
 
 static void random_sequences(long iterations)
 {
-	struct kvm *pre = NULL, *post = NULL, *post15 = NULL;
-	struct memslot_api_slot sa, sb, sc;
+	struct kvm *pre = NULL, *post = NULL, *post15 = NULL, *modern = NULL;
+	struct memslot_api_slot sa, sb, sc, sd;
 	long step;
 
 	for (step = 0; step < iterations; step++) {
@@ -85,9 +113,11 @@ static void random_sequences(long iterations)
 			memslot_pre_destroy_vm(pre);
 			memslot_post_destroy_vm(post);
 			memslot_post15_destroy_vm(post15);
+			memslot_modern_destroy_vm(modern);
 			pre = memslot_pre_create_vm();
 			post = memslot_post_create_vm();
 			post15 = memslot_post15_create_vm();
+			modern = memslot_modern_create_vm();
 		}
 		if (rnd(3) == 0) {
 			int as_id = (int)rnd(2);
@@ -95,13 +125,16 @@ static void random_sequences(long iterations)
 			int a = memslot_pre_search_memslots(pre, as_id, gfn, &sa);
 			int b = memslot_post_search_memslots(post, as_id, gfn, &sb);
 			int c = memslot_post15_search_memslots(post15, as_id, gfn, &sc);
+			int d = memslot_modern_search_memslots(modern, as_id, gfn, &sd);
 
-			CHECK((a < 0) == (b < 0) && (b < 0) == (c < 0),
-			      "step %ld: lookup %#lx found %d, %d, %d", step, (unsigned long)gfn, a, b, c);
-			if (a >= 0 && b >= 0 && c >= 0)
-				CHECK(a == b && b == c && sa.id == sb.id && sb.id == sc.id,
-				      "step %ld: lookup %#lx: index %d/%d/%d id %d/%d/%d", step,
-				      (unsigned long)gfn, a, b, c, sa.id, sb.id, sc.id);
+			CHECK((a < 0) == (b < 0) && (b < 0) == (c < 0) && (c < 0) == (d < 0),
+			      "step %ld: lookup %#lx found %d, %d, %d, %d", step, (unsigned long)gfn, a,
+			      b, c, d);
+			if (a >= 0 && b >= 0 && c >= 0 && d >= 0)
+				CHECK(a == b && b == c && c == d && sa.id == sb.id && sb.id == sc.id &&
+					      sc.id == sd.id,
+				      "step %ld: lookup %#lx: index %d/%d/%d/%d id %d/%d/%d/%d", step,
+				      (unsigned long)gfn, a, b, c, d, sa.id, sb.id, sc.id, sd.id);
 		} else {
 			struct memslot_api_region r = random_region();
 			int in_kernel = (r.slot & 0xffff) >= 509;
@@ -111,35 +144,40 @@ static void random_sequences(long iterations)
 					  : memslot_post_ioctl_set_memory_region(post, &r);
 			int c = in_kernel ? memslot_post15_set_memory_region(post15, &r)
 					  : memslot_post15_ioctl_set_memory_region(post15, &r);
+			/* Private ids get page-aligned user addresses: 09d952c971a5 passes them. */
+			int d = in_kernel ? memslot_modern_set_memory_region(modern, &r)
+					  : memslot_modern_ioctl_set_memory_region(modern, &r);
 
-			CHECK(a == b && b == c,
-			      "step %ld: slot %#x gpa %#lx size %#lx flags %#x: %d, %d, %d", step, r.slot,
-			      (unsigned long)r.guest_phys_addr, (unsigned long)r.memory_size, r.flags, a,
-			      b, c);
+			CHECK(a == b && b == c && c == d,
+			      "step %ld: slot %#x gpa %#lx size %#lx flags %#x: %d, %d, %d, %d", step,
+			      r.slot, (unsigned long)r.guest_phys_addr, (unsigned long)r.memory_size,
+			      r.flags, a, b, c, d);
 		}
 		compare_walks(pre, post, post15, (int)step);
+		compare_modern(post15, modern, (int)step);
 	}
 	memslot_pre_destroy_vm(pre);
 	memslot_post_destroy_vm(post);
 	memslot_post15_destroy_vm(post15);
+	memslot_modern_destroy_vm(modern);
 }
 
 /* All 512 slots in both address spaces, dirty logging on, then torn down. */
 static void fill_all_slots(void)
 {
-	struct kvm *vms[3] = { memslot_pre_create_vm(), memslot_post_create_vm(),
-			       memslot_post15_create_vm() };
-	int (*ioctl[3])(struct kvm *, const struct memslot_api_region *) = {
+	struct kvm *vms[4] = { memslot_pre_create_vm(), memslot_post_create_vm(),
+			       memslot_post15_create_vm(), memslot_modern_create_vm() };
+	int (*ioctl[4])(struct kvm *, const struct memslot_api_region *) = {
 		memslot_pre_ioctl_set_memory_region, memslot_post_ioctl_set_memory_region,
-		memslot_post15_ioctl_set_memory_region
+		memslot_post15_ioctl_set_memory_region, memslot_modern_ioctl_set_memory_region
 	};
-	int (*kset[3])(struct kvm *, const struct memslot_api_region *) = {
+	int (*kset[4])(struct kvm *, const struct memslot_api_region *) = {
 		memslot_pre_set_memory_region, memslot_post_set_memory_region,
-		memslot_post15_set_memory_region
+		memslot_post15_set_memory_region, memslot_modern_set_memory_region
 	};
 	int v, as_id, id;
 
-	for (v = 0; v < 3; v++) {
+	for (v = 0; v < 4; v++) {
 		for (as_id = 0; as_id < MEMSLOT_API_ADDRESS_SPACE_NUM; as_id++) {
 			for (id = 0; id < MEMSLOT_API_SLOTS_NUM; id++) {
 				/* Descending GFNs: every create moves past the whole array. */
@@ -158,7 +196,9 @@ static void fill_all_slots(void)
 	}
 	memslot_pre_destroy_vm(vms[0]);
 	memslot_post_destroy_vm(vms[1]);
+	compare_modern(vms[2], vms[3], -1);
 	memslot_post15_destroy_vm(vms[2]);
+	memslot_modern_destroy_vm(vms[3]);
 }
 
 int main(int argc, char **argv)
@@ -171,6 +211,7 @@ int main(int argc, char **argv)
 	CHECK(memslot_pre_warn_count() == 0, "pre hit a WARN: %s", memslot_pre_last_warn());
 	CHECK(memslot_post_warn_count() == 0, "post hit a WARN: %s", memslot_post_last_warn());
 	CHECK(memslot_post15_warn_count() == 0, "post15 hit a WARN: %s", memslot_post15_last_warn());
+	CHECK(memslot_modern_warn_count() == 0, "modern hit a WARN: %s", memslot_modern_last_warn());
 	printf("sanitize_ports: %ld steps, %d failures\n", iterations, failures);
 	return failures ? 1 : 0;
 }
