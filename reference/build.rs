@@ -278,6 +278,15 @@ const API_FUNCTIONS: &[(&str, &str)] = &[
         "check_structure",
         "(kvm: *mut Kvm, as_id: i32, msg: *mut c_char, len: i32) -> i32",
     ),
+    ("create_vm_type", "(vm_type: u64, error: *mut i32) -> *mut Kvm"),
+    (
+        "ioctl_set_memory_region2",
+        "(kvm: *mut Kvm, mem: *const MemslotApiRegion2) -> i32",
+    ),
+    (
+        "create_guest_memfd",
+        "(kvm: *mut Kvm, size: u64, flags: u64) -> i32",
+    ),
 ];
 
 /// `$OUT_DIR/port_states.rs`: for each `c/states/<state>.c`, the extern declarations of its C

@@ -30,11 +30,6 @@ static void api_copy_slot(struct memslot_api_slot *out, const struct kvm_memory_
 	out->reserved = 0;
 }
 
-static int api_as_id_ok(int as_id)
-{
-	return as_id >= 0 && as_id < KVM_ADDRESS_SPACE_NUM;
-}
-
 /*
  * Each function that runs port code arms the shim's fault catcher first
  * (SHIM_GUARDED_CALL) and disarms it before returning (SHIM_GUARDED_END).

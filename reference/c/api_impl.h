@@ -19,6 +19,11 @@ _Static_assert(KVM_ADDRESS_SPACE_NUM == MEMSLOT_API_ADDRESS_SPACE_NUM, "API addr
 _Static_assert(sizeof(struct memslot_api_region) == sizeof(struct kvm_userspace_memory_region),
 	       "API region is the uapi struct");
 
+static int api_as_id_ok(int as_id)
+{
+	return as_id >= 0 && as_id < KVM_ADDRESS_SPACE_NUM;
+}
+
 /*
  * post15's memslots[] is a flexible array member: its capacity is what the
  * allocation holds.  The other ports' array is fixed.
@@ -410,3 +415,33 @@ API_UNTRACED
 API_GUARDED(check_structure,
 	    (struct kvm *kvm, int as_id, char *msg, int len),
 	    (kvm, as_id, msg, len))
+
+/* x86's kvm_arch_init_vm() in v5.6 refuses every VM type but 0: -EINVAL. */
+struct kvm *API(create_vm_type)(unsigned long type, int *error)
+{
+	struct kvm *kvm;
+
+	if (type) {
+		*error = -EINVAL;
+		return NULL;
+	}
+	kvm = API(create_vm)();
+	*error = kvm ? 0 : -ENOMEM;
+	return kvm;
+}
+
+/* KVM_SET_USER_MEMORY_REGION2 and KVM_CREATE_GUEST_MEMFD came with v6.8: unknown ioctls here. */
+int API(ioctl_set_memory_region2)(struct kvm *kvm, const struct memslot_api_region2 *mem)
+{
+	(void)kvm;
+	(void)mem;
+	return -ENOTTY;
+}
+
+int API(create_guest_memfd)(struct kvm *kvm, uint64_t size, uint64_t flags)
+{
+	(void)kvm;
+	(void)size;
+	(void)flags;
+	return -ENOTTY;
+}

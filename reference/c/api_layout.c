@@ -32,4 +32,9 @@ void memslot_api_layout(struct memslot_api_layout *out)
 	out->fault_kind = offsetof(struct memslot_api_fault, kind);
 	out->fault_is_write = offsetof(struct memslot_api_fault, is_write);
 	out->fault_function = offsetof(struct memslot_api_fault, function);
+	out->region2_size = sizeof(struct memslot_api_region2);
+	out->region2_userspace_addr = offsetof(struct memslot_api_region2, userspace_addr);
+	out->region2_guest_memfd_offset = offsetof(struct memslot_api_region2, guest_memfd_offset);
+	out->region2_guest_memfd = offsetof(struct memslot_api_region2, guest_memfd);
+	out->region2_pad2 = offsetof(struct memslot_api_region2, pad2);
 }

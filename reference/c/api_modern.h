@@ -22,6 +22,12 @@
 #include "api_common.h"
 
 _Static_assert(KVM_MEM_SLOTS_NUM == MEMSLOT_API_SLOTS_NUM, "API slot count");
+
+/* The address spaces this VM has: one without SMM (a VM with private memory). */
+static int api_space_ok(struct kvm *kvm, int as_id)
+{
+	return as_id >= 0 && as_id < kvm_arch_nr_memslot_as_ids(kvm);
+}
 _Static_assert(KVM_ADDRESS_SPACE_NUM == MEMSLOT_API_ADDRESS_SPACE_NUM, "API address spaces");
 
 /*
@@ -114,29 +120,72 @@ static int api_lru(struct kvm *kvm, int as_id)
 	return slot ? api_rank_of(kvm, as_id, slot) : -1;
 }
 
-static struct kvm *api_create_vm(void)
+static struct kvm *api_create_vm(unsigned long type, int *error)
 {
-	struct kvm *kvm = kvm_create_vm(KVM_X86_DEFAULT_VM);
+	struct kvm *kvm = kvm_create_vm(type);
 
-	if (IS_ERR(kvm))
+	if (IS_ERR(kvm)) {
+		*error = (int)PTR_ERR(kvm);
 		return NULL;
+	}
 	kvm->shim_api = calloc(1, sizeof(struct api_private));
 	if (!kvm->shim_api) {
 		kvm_destroy_vm(kvm);
+		*error = -ENOMEM;
 		return NULL;
 	}
+	*error = 0;
 	return kvm;
 }
 
 struct kvm *API(create_vm)(void)
 {
 	struct kvm *kvm;
+	int error;
 
 	SHIM_GUARDED_CALL(NULL);
-	kvm = api_create_vm();
+	kvm = api_create_vm(KVM_X86_DEFAULT_VM, &error);
 	SHIM_GUARDED_END();
 	return kvm;
 }
+
+/* KVM_CREATE_VM(type): KVM_X86_DEFAULT_VM or KVM_X86_SW_PROTECTED_VM. */
+struct kvm *API(create_vm_type)(unsigned long type, int *error)
+{
+	struct kvm *kvm;
+
+	SHIM_GUARDED_CALL(NULL);
+	kvm = api_create_vm(type, error);
+	SHIM_GUARDED_END();
+	return kvm;
+}
+
+/* KVM_SET_USER_MEMORY_REGION2: the whole struct, through kvm_vm_ioctl(). */
+static int api_ioctl_set_memory_region2(struct kvm *kvm, const struct memslot_api_region2 *mem)
+{
+	struct kvm_userspace_memory_region2 m;
+
+	memcpy(&m, mem, sizeof(m));
+	api_requested(kvm);
+	return (int)kvm_vm_ioctl(kvm, KVM_SET_USER_MEMORY_REGION2, &m);
+}
+
+_Static_assert(sizeof(struct memslot_api_region2) == sizeof(struct kvm_userspace_memory_region2),
+	       "API region2 is the uapi struct");
+
+API_GUARDED(ioctl_set_memory_region2,
+	    (struct kvm *kvm, const struct memslot_api_region2 *mem),
+	    (kvm, mem))
+
+/* KVM_CREATE_GUEST_MEMFD: the new file's fd, or a negative errno. */
+static int api_create_guest_memfd(struct kvm *kvm, uint64_t size, uint64_t flags)
+{
+	return kvm_gmem_create(kvm, (loff_t)size, flags);
+}
+
+API_GUARDED(create_guest_memfd,
+	    (struct kvm *kvm, uint64_t size, uint64_t flags),
+	    (kvm, size, flags))
 
 /* KVM_SET_USER_MEMORY_REGION: the struct as userspace passes it, through kvm_vm_ioctl(). */
 static int api_ioctl_set_memory_region(struct kvm *kvm, const struct memslot_api_region *mem)
@@ -182,7 +231,7 @@ static int api_search_memslots(struct kvm *kvm, int as_id, uint64_t gfn,
 {
 	struct kvm_memory_slot *slot;
 
-	if (!api_as_id_ok(as_id))
+	if (!api_space_ok(kvm, as_id))
 		return -EINVAL;
 	slot = __gfn_to_memslot(__kvm_memslots(kvm, as_id), gfn);
 	if (!slot)
@@ -199,7 +248,7 @@ static int api_id_to_memslot(struct kvm *kvm, int as_id, int id, struct memslot_
 {
 	struct kvm_memory_slot *slot;
 
-	if (!api_as_id_ok(as_id) || id < 0 || id >= KVM_MEM_SLOTS_NUM)
+	if (!api_space_ok(kvm, as_id) || id < 0 || id >= KVM_MEM_SLOTS_NUM)
 		return -EINVAL;
 	slot = id_to_memslot(__kvm_memslots(kvm, as_id), id);
 	if (!slot)
@@ -218,7 +267,7 @@ static int api_search_each(struct kvm *kvm, int as_id, const uint64_t *gfns, int
 {
 	int i;
 
-	if (!api_as_id_ok(as_id) || n < 0)
+	if (!api_space_ok(kvm, as_id) || n < 0)
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
 		index[i] = api_search_memslots(kvm, as_id, gfns[i], &out[i]);
@@ -262,7 +311,7 @@ static int api_for_each_memslot(struct kvm *kvm, int as_id, int16_t *ids, int ca
 	struct kvm_memory_slot *memslot;
 	int bkt, n = 0;
 
-	if (!api_as_id_ok(as_id))
+	if (!api_space_ok(kvm, as_id))
 		return -EINVAL;
 	slots = __kvm_memslots(kvm, as_id);
 	kvm_for_each_memslot(memslot, bkt, slots) {
@@ -293,7 +342,7 @@ static int api_gfn_range_memslots(struct kvm *kvm, int as_id, uint64_t gfn_start
 	struct kvm_memslot_iter iter;
 	int n = 0;
 
-	if (!api_as_id_ok(as_id))
+	if (!api_space_ok(kvm, as_id))
 		return -EINVAL;
 	if (gfn_end <= gfn_start)
 		return 0;
@@ -331,7 +380,7 @@ static int api_hva_range_memslots(struct kvm *kvm, int as_id, uint64_t start, ui
 	struct interval_tree_node *node;
 	int n = 0;
 
-	if (!api_as_id_ok(as_id))
+	if (!api_space_ok(kvm, as_id))
 		return -EINVAL;
 	if (end <= start)
 		return 0;
@@ -368,7 +417,7 @@ static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *o
 	uint32_t i, n;
 	int id;
 
-	if (!api_as_id_ok(as_id))
+	if (!api_space_ok(kvm, as_id))
 		return -EINVAL;
 	slots = __kvm_memslots(kvm, as_id);
 	r = api_ranks(kvm, as_id);
@@ -410,7 +459,7 @@ int API(update_memslots)(struct kvm *kvm, int as_id, const struct memslot_api_sl
 
 int API(lru_slot)(struct kvm *kvm, int as_id)
 {
-	if (!api_as_id_ok(as_id))
+	if (!api_space_ok(kvm, as_id))
 		return -EINVAL;
 	return api_lru(kvm, as_id);
 }
@@ -420,7 +469,7 @@ void API(set_lru_slot)(struct kvm *kvm, int as_id, int lru)
 {
 	struct api_ranks *r;
 
-	if (!api_as_id_ok(as_id))
+	if (!api_space_ok(kvm, as_id))
 		return;
 	r = api_ranks(kvm, as_id);
 	if (lru == -1)

@@ -201,7 +201,7 @@ static int api_check_structure(struct kvm *kvm, int as_id, char *msg, int len)
 	struct kvm_memory_slot *slot;
 	int nr[2], bkt;
 
-	if (!api_as_id_ok(as_id))
+	if (!api_space_ok(kvm, as_id))
 		return -EINVAL;
 	if (!api_check_set(&c, kvm, as_id, 0, &nr[0]) || !api_check_set(&c, kvm, as_id, 1, &nr[1]))
 		return 1;

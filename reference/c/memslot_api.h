@@ -30,6 +30,22 @@ struct memslot_api_region {
 	uint64_t userspace_addr;
 };
 
+/*
+ * struct kvm_userspace_memory_region2 (v6.8), field for field: the v1 fields, then
+ * the guest_memfd ones and the padding userspace must pass.
+ */
+struct memslot_api_region2 {
+	uint32_t slot;
+	uint32_t flags;
+	uint64_t guest_phys_addr;
+	uint64_t memory_size;
+	uint64_t userspace_addr;
+	uint64_t guest_memfd_offset;
+	uint32_t guest_memfd;
+	uint32_t pad1;
+	uint64_t pad2[14];
+};
+
 /* One struct kvm_memory_slot, as the harness sees it. */
 struct memslot_api_slot {
 	uint64_t base_gfn;
@@ -88,6 +104,8 @@ struct memslot_api_layout {
 		state_capacity, state_nr_copied, state_entries, state_id_to_index;
 	uint64_t fault_size, fault_addr, fault_alloc_start, fault_alloc_size, fault_kind,
 		fault_is_write, fault_function;
+	uint64_t region2_size, region2_userspace_addr, region2_guest_memfd_offset,
+		region2_guest_memfd, region2_pad2;
 };
 
 void memslot_api_layout(struct memslot_api_layout *out);
@@ -127,7 +145,11 @@ struct kvm;
 					     const struct memslot_api_slot *slot, int change); \
 	uint64_t memslot_##port##_warn_count(void);                                           \
 	const char *memslot_##port##_last_warn(void);                                         \
-	int memslot_##port##_check_structure(struct kvm *kvm, int as_id, char *msg, int len);
+	int memslot_##port##_check_structure(struct kvm *kvm, int as_id, char *msg, int len); \
+	struct kvm *memslot_##port##_create_vm_type(unsigned long type, int *error);          \
+	int memslot_##port##_ioctl_set_memory_region2(struct kvm *kvm,                        \
+						      const struct memslot_api_region2 *mem); \
+	int memslot_##port##_create_guest_memfd(struct kvm *kvm, uint64_t size, uint64_t flags);
 
 MEMSLOT_API_DECLARE(pre)
 MEMSLOT_API_DECLARE(pre_fixed)

@@ -18,6 +18,20 @@ pub struct MemslotApiRegion {
 }
 
 #[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MemslotApiRegion2 {
+    pub slot: u32,
+    pub flags: u32,
+    pub guest_phys_addr: u64,
+    pub memory_size: u64,
+    pub userspace_addr: u64,
+    pub guest_memfd_offset: u64,
+    pub guest_memfd: u32,
+    pub pad1: u32,
+    pub pad2: [u64; 14],
+}
+
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MemslotApiSlot {
     pub base_gfn: u64,
@@ -74,6 +88,7 @@ pub struct MemslotApiLayout {
     pub slot: [u64; 7],
     pub state: [u64; 8],
     pub fault: [u64; 7],
+    pub region2: [u64; 5],
 }
 
 /// Opaque `struct kvm` of one port.
@@ -119,6 +134,9 @@ pub struct PortFns {
     pub warn_count: unsafe extern "C" fn() -> u64,
     pub last_warn: unsafe extern "C" fn() -> *const c_char,
     pub check_structure: unsafe extern "C" fn(*mut Kvm, i32, *mut c_char, i32) -> i32,
+    pub create_vm_type: unsafe extern "C" fn(u64, *mut i32) -> *mut Kvm,
+    pub ioctl_set_memory_region2: unsafe extern "C" fn(*mut Kvm, *const MemslotApiRegion2) -> i32,
+    pub create_guest_memfd: unsafe extern "C" fn(*mut Kvm, u64, u64) -> i32,
 }
 
 // The extern declarations and the `PortFns` table of every port state in `c/states/`
@@ -131,6 +149,7 @@ fn rust_layout() -> MemslotApiLayout {
     type S = MemslotApiSlot;
     type St = MemslotApiState;
     type F = MemslotApiFault;
+    type R2 = MemslotApiRegion2;
     let u = |n: usize| n as u64;
     MemslotApiLayout {
         region: [
@@ -168,6 +187,13 @@ fn rust_layout() -> MemslotApiLayout {
             u(offset_of!(F, kind)),
             u(offset_of!(F, is_write)),
             u(offset_of!(F, function)),
+        ],
+        region2: [
+            u(size_of::<R2>()),
+            u(offset_of!(R2, userspace_addr)),
+            u(offset_of!(R2, guest_memfd_offset)),
+            u(offset_of!(R2, guest_memfd)),
+            u(offset_of!(R2, pad2)),
         ],
     }
 }

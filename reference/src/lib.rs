@@ -48,6 +48,8 @@ pub const KVM_ADDRESS_SPACE_NUM: usize = 2;
 
 /// `struct kvm_userspace_memory_region`, shared with the C side.
 pub type KvmUserspaceMemoryRegion = ffi::MemslotApiRegion;
+/// `struct kvm_userspace_memory_region2` (v6.8), field for field.
+pub type KvmUserspaceMemoryRegion2 = ffi::MemslotApiRegion2;
 
 /// One array entry exactly as the C side copies it out (`struct memslot_api_slot`): 32 bytes
 /// without padding, so that arrays of them compare as bytes ([`api_slot_bytes`]).
@@ -421,6 +423,24 @@ impl PortVm {
         // SAFETY: create_vm has no preconditions; NULL means out of memory.
         let kvm = unsafe { (port.fns().create_vm)() };
         let kvm = NonNull::new(kvm).expect("kvm_create_vm: out of memory");
+        PortVm::wrap(port, kvm, live)
+    }
+
+    /// `KVM_CREATE_VM(vm_type)`: `Err(errno)` where the port's x86 refuses the type (v5.6
+    /// knows only type 0; the modern port also `KVM_X86_SW_PROTECTED_VM`, 1).
+    pub fn with_vm_type(port: Port, vm_type: u64) -> Result<PortVm, i32> {
+        assert_layout_once();
+        let live = live_allocations();
+        let mut error = 0;
+        // SAFETY: `error` is valid for writes; NULL comes with an errno in it.
+        let kvm = unsafe { (port.fns().create_vm_type)(vm_type, &mut error) };
+        match NonNull::new(kvm) {
+            Some(kvm) => Ok(PortVm::wrap(port, kvm, live)),
+            None => Err(error),
+        }
+    }
+
+    fn wrap(port: Port, kvm: NonNull<ffi::Kvm>, live: i64) -> PortVm {
         let created_allocations = live_allocations() - live;
         PortVm {
             port,
@@ -516,6 +536,18 @@ impl PortVm {
     pub fn ioctl_set_memory_region(&mut self, region: &KvmUserspaceMemoryRegion) -> i32 {
         // SAFETY: the region is a valid pointer for the duration of the call.
         self.call(|f, kvm| unsafe { (f.ioctl_set_memory_region)(kvm, region) })
+    }
+
+    /// `KVM_SET_USER_MEMORY_REGION2` (v6.8): -ENOTTY in the 2020 ports, which predate it.
+    pub fn ioctl_set_memory_region2(&mut self, region: &KvmUserspaceMemoryRegion2) -> i32 {
+        // SAFETY: the region is a valid pointer for the duration of the call.
+        self.call(|f, kvm| unsafe { (f.ioctl_set_memory_region2)(kvm, region) })
+    }
+
+    /// `KVM_CREATE_GUEST_MEMFD`: the new file's fd, or a negative errno (-ENOTTY before v6.8).
+    pub fn create_guest_memfd(&mut self, size: u64, flags: u64) -> i32 {
+        // SAFETY: plain values.
+        self.call(|f, kvm| unsafe { (f.create_guest_memfd)(kvm, size, flags) })
     }
 
     /// An in-kernel request: `kvm_set_memory_region()`, which may name private ids.

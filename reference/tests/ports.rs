@@ -4,7 +4,8 @@
 //! Agreement between the ports and the Rust core is checked in the harness's tests.
 
 use memslot_reference::{
-    Family, KvmUserspaceMemoryRegion as Region, Port, PortVm, RawSlot, KVM_MEM_SLOTS_NUM,
+    Family, KvmUserspaceMemoryRegion as Region, KvmUserspaceMemoryRegion2 as Region2, Port, PortVm,
+    RawSlot, KVM_MEM_SLOTS_NUM,
 };
 
 /// The states whose behaviour these tests pin: the literal pre and post, and pre and post15
@@ -757,4 +758,147 @@ fn allocations_are_the_arrays_and_one_bitmap_per_dirty_logged_slot() {
         assert_eq!(set(vm, 0, 1, 0, 0, 0), 0);
         assert_eq!(vm.allocations(), (created, created), "{}", vm.port());
     });
+}
+
+const EBADF: i32 = -9;
+const ENOTTY: i32 = -25;
+const GUEST_MEMFD: u32 = 1 << 2;
+
+fn region2(id: u16, gpa: u64, size: u64, flags: u32, fd: u32, offset: u64) -> Region2 {
+    Region2 {
+        slot: u32::from(id),
+        flags,
+        guest_phys_addr: gpa,
+        memory_size: size,
+        userspace_addr: HVA + (u64::from(id) << 28),
+        guest_memfd_offset: offset,
+        guest_memfd: fd,
+        ..Region2::default()
+    }
+}
+
+/// KVM_SET_USER_MEMORY_REGION2 (v6.8): on a VM without private memory it is the v1 request
+/// with the guest_memfd fields ignored, and KVM_MEM_GUEST_MEMFD is an invalid flag; the
+/// 2020 ports have no such ioctl.
+#[test]
+fn region2_on_a_default_vm_is_the_v1_request() {
+    for port in STATES {
+        let mut vm = PortVm::new(port);
+        let r = region2(1, 0, MB, 0, 7, 0x123);
+        if port.family() != Family::Modern {
+            assert_eq!(vm.ioctl_set_memory_region2(&r), ENOTTY, "{port}");
+            assert_eq!(vm.create_guest_memfd(MB, 0), ENOTTY, "{port}");
+            assert_eq!(PortVm::with_vm_type(port, 1).err(), Some(EINVAL), "{port}");
+            continue;
+        }
+        assert_eq!(vm.ioctl_set_memory_region2(&r), 0);
+        assert_eq!(layout(&mut vm, 0), vec![(1, 0, 256)]);
+        let fd = vm.create_guest_memfd(MB, 0);
+        assert!(fd >= 0, "{fd}");
+        let private = region2(2, 4 * MB, MB, GUEST_MEMFD, fd as u32, 0);
+        assert_eq!(
+            vm.ioctl_set_memory_region2(&private),
+            EINVAL,
+            "no private memory"
+        );
+        // v1 refuses every flag beyond its own, before any other check.
+        let v1 = region(0, 2, 4 * MB, MB, HVA, GUEST_MEMFD);
+        assert_eq!(vm.ioctl_set_memory_region(&v1), EINVAL);
+        assert_eq!(
+            vm.ioctl_set_memory_region2(&region2(1, 0, 0, 0, 0, 0)),
+            0,
+            "delete"
+        );
+        assert_eq!(layout(&mut vm, 0), vec![]);
+        check_state(&mut vm, 0);
+        assert_eq!(vm.warn_count(), 0);
+    }
+}
+
+/// guest_memfd bindings on a KVM_X86_SW_PROTECTED_VM: kvm_gmem_bind()'s checks and errors,
+/// private slots immutable, a deleted slot's range free again, no dirty logging or read-only.
+#[test]
+fn guest_memfd_bindings_on_a_sw_protected_vm() {
+    assert_eq!(PortVm::with_vm_type(Port::Modern, 2).err(), Some(EINVAL));
+    let mut vm = PortVm::with_vm_type(Port::Modern, 1).expect("KVM_X86_SW_PROTECTED_VM");
+    assert_eq!(vm.create_guest_memfd(0, 0), EINVAL, "empty");
+    assert_eq!(vm.create_guest_memfd(4097, 0), EINVAL, "unaligned");
+    assert_eq!(vm.create_guest_memfd(MB, 1), EINVAL, "unknown flag");
+    let fd = vm.create_guest_memfd(2 * MB, 0) as u32;
+    let bind = |id: u16, gpa: u64, offset: u64| region2(id, gpa, MB, GUEST_MEMFD, fd, offset);
+    assert_eq!(vm.ioctl_set_memory_region2(&bind(1, 0, 0)), 0);
+    let smm = Region2 {
+        slot: 1 << 16 | 9,
+        ..region2(9, 16 * MB, MB, 0, 0, 0)
+    };
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&smm),
+        EINVAL,
+        "no SMM address space"
+    );
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&region2(2, 4 * MB, MB, GUEST_MEMFD, fd + 5, 0)),
+        EBADF
+    );
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&bind(2, 4 * MB, 0x800)),
+        EINVAL,
+        "unaligned offset"
+    );
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&bind(2, 4 * MB, 2 * MB)),
+        EINVAL,
+        "past the file"
+    );
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&bind(2, 4 * MB, MB / 2)),
+        EINVAL,
+        "bound range"
+    );
+    assert_eq!(vm.ioctl_set_memory_region2(&bind(2, 4 * MB, MB)), 0);
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&bind(2, 8 * MB, MB)),
+        EINVAL,
+        "immutable: no move"
+    );
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&region2(3, 8 * MB, MB, GUEST_MEMFD | DIRTY, fd, 0)),
+        EINVAL,
+        "no dirty logging of private memory"
+    );
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&region2(3, 8 * MB, MB, GUEST_MEMFD | READONLY, fd, 0)),
+        EINVAL,
+        "no read-only private memory"
+    );
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&bind(1, 0, 0).with_size(0)),
+        0,
+        "delete"
+    );
+    assert_eq!(
+        vm.ioctl_set_memory_region2(&bind(3, 8 * MB, 0)),
+        0,
+        "the range is free again"
+    );
+    assert_eq!(
+        layout(&mut vm, 0),
+        vec![(3, 0x800, 256), (2, 0x400, 256)],
+        "both private slots"
+    );
+    check_state(&mut vm, 0);
+    assert_eq!(vm.warn_count(), 0, "{:?}", vm.last_warn());
+}
+
+trait WithSize {
+    fn with_size(self, size: u64) -> Self;
+}
+
+impl WithSize for Region2 {
+    fn with_size(self, size: u64) -> Self {
+        Region2 {
+            memory_size: size,
+            ..self
+        }
+    }
 }

@@ -7,7 +7,7 @@
 #include "kvm_host.h"
 
 /* KVM_CREATE_GUEST_MEMFD: kvm_gmem_create() and __kvm_gmem_create(), reduced. */
-static __maybe_unused int kvm_gmem_create(struct kvm *kvm, loff_t size, u64 flags)
+static int kvm_gmem_create(struct kvm *kvm, loff_t size, u64 flags)
 {
 	struct shim_gmem_file *file;
 	u64 valid_flags = 0;

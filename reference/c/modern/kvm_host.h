@@ -163,11 +163,11 @@ static inline bool kvm_arch_has_readonly_mem(struct kvm *kvm)
 	return true;
 }
 
-/* x86: SMM is a second address space (the harness's VMs all have it). */
+/* x86: SMM is a second address space. */
+/* SMM is currently unsupported for guests with private memory. */
 static inline int kvm_arch_nr_memslot_as_ids(struct kvm *kvm)
 {
-	(void)kvm;
-	return KVM_ADDRESS_SPACE_NUM;
+	return kvm_arch_has_private_mem(kvm) ? 1 : 2;
 }
 
 static inline struct kvm_memslots *__kvm_memslots(struct kvm *kvm, int as_id)

@@ -77,6 +77,7 @@ typedef unsigned long hva_t;
 #define IS_ERR_VALUE(x) unlikely((unsigned long)(void *)(x) >= (unsigned long)-MAX_ERRNO)
 static inline void *ERR_PTR(long error) { return (void *)error; }
 static inline bool IS_ERR(const void *ptr) { return IS_ERR_VALUE((unsigned long)ptr); }
+static inline long PTR_ERR(const void *ptr) { return (long)ptr; }
 
 /* ---- WARN_ON: counted per thread, never printed ---------------------- */
 
