@@ -31,8 +31,8 @@ pub use fault::Fault;
 pub use memslots::{Memslots, UpdateError};
 pub use set::MemslotSet;
 pub use slot::{
-    Change, MemorySlot, UserMemoryRegion, KVM_MEMSLOT_INVALID, KVM_MEM_LOG_DIRTY_PAGES,
-    KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE,
+    Change, MemorySlot, UserMemoryRegion, UserMemoryRegion2, KVM_MEMSLOT_INVALID,
+    KVM_MEM_GUEST_MEMFD, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE,
 };
 pub use tree::{TreeMemslots, TreeWalk};
 pub use vm::{ArrayVm, TreeVm, Vm};

@@ -38,6 +38,19 @@ impl MemorySlot {
     }
 }
 
+/// `struct kvm_userspace_memory_region2` (v6.8): the v1 fields and the guest_memfd ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UserMemoryRegion2 {
+    pub region: UserMemoryRegion,
+    /// Where in the guest_memfd the slot's private memory starts (bytes).
+    pub guest_memfd_offset: u64,
+    /// The guest_memfd's file descriptor.
+    pub guest_memfd: u32,
+}
+
+/// `KVM_MEM_GUEST_MEMFD` (v6.8): the slot's private memory is a range of a guest_memfd.
+pub const KVM_MEM_GUEST_MEMFD: u32 = 1 << 2;
+
 /// `struct kvm_userspace_memory_region`, field for field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct UserMemoryRegion {

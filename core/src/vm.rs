@@ -6,7 +6,10 @@ use crate::error::{Error, Invalid};
 use crate::fault::Fault;
 use crate::memslots::Memslots;
 use crate::set::MemslotSet;
-use crate::slot::{Change, MemorySlot, UserMemoryRegion, KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE};
+use crate::slot::{
+    Change, MemorySlot, UserMemoryRegion, UserMemoryRegion2, KVM_MEM_READONLY, PAGE_SHIFT,
+    PAGE_SIZE,
+};
 
 /// A VM's memory slots: one `S` per address space. `S` is the backend: [`Memslots`] (the
 /// sorted array of v5.6-v5.16, the default) or [`TreeMemslots`](crate::TreeMemslots) (the
@@ -85,6 +88,17 @@ impl<S: MemslotSet> Vm<S> {
             return Err(Error::Invalid(Invalid::NotUserSlot));
         }
         self.set_memory_region(region)
+    }
+
+    /// `KVM_SET_USER_MEMORY_REGION2` (v6.8) on the VMs this core models, which have no private
+    /// memory (x86's default type): `check_memory_region_flags()` then refuses
+    /// `KVM_MEM_GUEST_MEMFD` like any unknown flag, so the guest_memfd fields are never read
+    /// and the request is validated and applied exactly as the v1 one.
+    pub fn set_user_memory_region2(
+        &mut self,
+        region: &UserMemoryRegion2,
+    ) -> Result<Option<Change>, Error> {
+        self.set_user_memory_region(&region.region)
     }
 
     /// `__kvm_set_memory_region`, the in-kernel path (x86 creates its private slots this way).

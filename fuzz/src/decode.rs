@@ -10,9 +10,12 @@
 //! | `0x02` | `lookup` | `as: u16, gfn: u64` |
 //! | `0x03` | `id` | `as: u16, id: u16` |
 //! | `0x04` | `fail-prepare` | `errno: i32` (skipped where the decoding does not allow it) |
-//! | `0x05..=0xff` | an [`Intent`] chosen by the target's weights | the intent's choices, byte by byte |
+//! | `0x05..=0xfc` | an [`Intent`] chosen by the target's weights | the intent's choices, byte by byte |
+//! | `0xfd` | `set2` | `set`'s 32 bytes, then `guest_memfd_offset: u64, guest_memfd: u32` |
 //!
-//! The first five tags take every field verbatim; they are what [`encode`] emits, so
+//! `set2` came after the intents: its tag is taken from their top, where the three tags it
+//! reserves (0xfd..=0xff) chose the last intent, and every other tag picks what it picked
+//! before. The verbatim tags take every field verbatim; they are what [`encode`] emits, so
 //! `decode(encode(ops)) == ops` for every program the decoding accepts (with every target:
 //! the verbatim tags mean the same everywhere). Intents are resolved against a shadow oracle
 //! while decoding, so decoding always yields concrete operations. Decoding never fails: an
@@ -22,7 +25,7 @@
 use arbitrary::Unstructured;
 
 use crate::generate::{Generator, Source, Weights};
-use crate::ops::{Op, Region};
+use crate::ops::{Op, Region, Region2};
 
 pub const TAG_SET: u8 = 0x00;
 pub const TAG_KSET: u8 = 0x01;
@@ -31,6 +34,11 @@ pub const TAG_ID: u8 = 0x03;
 pub const TAG_FAIL_PREPARE: u8 = 0x04;
 /// Tags from here on are intents.
 pub const FIRST_INTENT_TAG: u8 = 0x05;
+/// `set2`: above the intents (0xfe and 0xff are kept for later operations, and skipped).
+pub const TAG_SET2: u8 = 0xfd;
+/// The intents' tags are `FIRST_INTENT_TAG..TAG_SET2`, mapped onto the weights as when they
+/// ran to 0xff: this many tags.
+const INTENT_TAG_SPAN: u32 = u8::MAX as u32 - FIRST_INTENT_TAG as u32 + 1;
 
 /// How a target decodes its input.
 #[derive(Clone, Debug)]
@@ -89,6 +97,15 @@ fn verbatim(tag: u8, u: &mut Unstructured<'_>) -> Option<Op> {
     Some(match tag {
         TAG_SET => Op::Set(region(u)?),
         TAG_KSET => Op::KSet(region(u)?),
+        TAG_SET2 => {
+            let region = region(u)?;
+            let b: [u8; 12] = take(u)?;
+            Op::Set2(Region2 {
+                region,
+                guest_memfd_offset: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+                guest_memfd: u32::from_le_bytes(b[8..].try_into().expect("4 bytes")),
+            })
+        }
         TAG_LOOKUP => {
             let b: [u8; 10] = take(u)?;
             Op::Lookup {
@@ -118,7 +135,10 @@ pub fn decode(config: &Config, data: &[u8]) -> Program {
     while !u.is_empty() && !gen.is_full() {
         let offset = data.len() - u.len();
         let tag = Bytes(&mut u).byte();
-        if tag < FIRST_INTENT_TAG {
+        if tag > TAG_SET2 {
+            continue;
+        }
+        if tag < FIRST_INTENT_TAG || tag == TAG_SET2 {
             match verbatim(tag, &mut u) {
                 Some(Op::FailPrepare { .. }) if !config.allow_fail_prepare => {
                     program.skipped_fail_prepare += 1
@@ -130,8 +150,7 @@ pub fn decode(config: &Config, data: &[u8]) -> Program {
                 }
             }
         } else {
-            let n = u32::from(tag - FIRST_INTENT_TAG) * total
-                / u32::from(u8::MAX - FIRST_INTENT_TAG + 1);
+            let n = u32::from(tag - FIRST_INTENT_TAG) * total / INTENT_TAG_SPAN;
             gen.intent(config.weights.pick(n), &mut Bytes(&mut u));
         }
     }
@@ -155,6 +174,13 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
                 out.extend_from_slice(&r.guest_phys_addr.to_le_bytes());
                 out.extend_from_slice(&r.memory_size.to_le_bytes());
                 out.extend_from_slice(&r.userspace_addr.to_le_bytes());
+            }
+            Op::Set2(r) => {
+                out.push(TAG_SET2);
+                let v1 = encode(&[Op::Set(r.region)]);
+                out.extend_from_slice(&v1[1..]);
+                out.extend_from_slice(&r.guest_memfd_offset.to_le_bytes());
+                out.extend_from_slice(&r.guest_memfd.to_le_bytes());
             }
             Op::Lookup { as_id, gfn } => {
                 out.push(TAG_LOOKUP);
@@ -203,13 +229,18 @@ mod tests {
                 gfn: u64::MAX,
             },
             Op::Id { as_id: 1, id: 511 },
+            Op::Set2(Region2 {
+                region: Region::new(0, 3, 0x4000, 0x1000, 0x5000, 4),
+                guest_memfd_offset: u64::MAX,
+                guest_memfd: 7,
+            }),
             Op::FailPrepare { errno: -12 },
         ];
         let bytes = encode(&ops);
-        assert_eq!(bytes.len(), 33 * 2 + 11 + 5 + 5);
+        assert_eq!(bytes.len(), 33 * 2 + 11 + 5 + 45 + 5);
         assert_eq!(decode(&config(true), &bytes).ops, ops);
         let without = decode(&config(false), &bytes);
-        assert_eq!(without.ops, ops[..4]);
+        assert_eq!(without.ops, ops[..5]);
         assert_eq!(without.skipped_fail_prepare, 1);
     }
 

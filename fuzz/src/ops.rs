@@ -69,6 +69,18 @@ impl Region {
     }
 }
 
+/// `struct kvm_userspace_memory_region2` (v6.8): the v1 fields and the guest_memfd ones (the
+/// padding is zero). Only a slot with `KVM_MEM_GUEST_MEMFD` reads the guest_memfd fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Arbitrary, Serialize)]
+pub struct Region2 {
+    pub region: Region,
+    pub guest_memfd_offset: u64,
+    pub guest_memfd: u32,
+}
+
+/// `KVM_MEM_GUEST_MEMFD` (v6.8): the slot's private memory is a range of a guest_memfd.
+pub const KVM_MEM_GUEST_MEMFD: u32 = 1 << 2;
+
 /// One step of a program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Arbitrary, Serialize)]
 pub enum Op {
@@ -76,6 +88,9 @@ pub enum Op {
     Set(Region),
     /// `__kvm_set_memory_region` called from inside the kernel (x86 private slots).
     KSet(Region),
+    /// `KVM_SET_USER_MEMORY_REGION2` (v6.8), on the VM every program runs on: x86's default
+    /// type, without private memory, so `KVM_MEM_GUEST_MEMFD` is an invalid flag there.
+    Set2(Region2),
     /// `search_memslots` (`__gfn_to_memslot`) in one address space; updates the LRU hint.
     Lookup { as_id: u16, gfn: u64 },
     /// `id_to_memslot` in one address space.
@@ -88,7 +103,7 @@ impl Op {
     /// The address space whose state the operation can change or read, if it names a valid one.
     pub fn address_space(&self) -> Option<u16> {
         let as_id = match self {
-            Op::Set(r) | Op::KSet(r) => r.as_id(),
+            Op::Set(r) | Op::KSet(r) | Op::Set2(Region2 { region: r, .. }) => r.as_id(),
             Op::Lookup { as_id, .. } | Op::Id { as_id, .. } => *as_id,
             Op::FailPrepare { .. } => return None,
         };
@@ -98,7 +113,7 @@ impl Op {
     /// The memory region request, if this is one.
     pub fn region(&self) -> Option<&Region> {
         match self {
-            Op::Set(r) | Op::KSet(r) => Some(r),
+            Op::Set(r) | Op::KSet(r) | Op::Set2(Region2 { region: r, .. }) => Some(r),
             _ => None,
         }
     }

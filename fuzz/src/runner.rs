@@ -24,7 +24,7 @@ use crate::implementations::port::PortImpl;
 use crate::implementations::tree::TreeImpl;
 use crate::implementations::{check_snapshot, Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::ops::{
-    errno_name, Op, KVM_ADDRESS_SPACE_NUM, KVM_MEM_SLOTS_NUM, KVM_USER_MEM_SLOTS, MAX_GFN,
+    errno_name, Op, Region2, KVM_ADDRESS_SPACE_NUM, KVM_MEM_SLOTS_NUM, KVM_USER_MEM_SLOTS, MAX_GFN,
 };
 use crate::report::found_text;
 
@@ -708,7 +708,7 @@ impl Runner {
         };
         if !verdicts.windows(2).all(|w| same(&w[0], &w[1])) {
             let aspect = match op {
-                Op::Set(_) | Op::KSet(_) => "return code".to_string(),
+                Op::Set(_) | Op::KSet(_) | Op::Set2(_) => "return code".to_string(),
                 Op::Lookup { as_id, gfn } => format!("lookup gfn {gfn:#x} in AS {as_id}"),
                 Op::Id { as_id, id } => format!("id_to_memslot of id {id} in AS {as_id}"),
                 Op::FailPrepare { .. } => "fail-prepare".to_string(),
@@ -884,7 +884,7 @@ impl Runner {
             }
             // A lookup or an id query changes no slot: the ranges answer as after the last
             // request, which compared them.
-            if !matches!(op, Op::Set(_) | Op::KSet(_)) {
+            if op.region().is_none() {
                 break 'probes;
             }
             range_points(layout, before, op, &mut sc.gfn_ranges, &mut sc.hva_ranges);
@@ -1004,6 +1004,13 @@ fn apply(imp: &mut dyn Implementation, op: &Op) -> Verdict {
                 reason: if rc != 0 { imp.last_reason() } else { None },
             }
         }
+        Op::Set2(r) => {
+            let rc = imp.set_user_memory_region2(r);
+            Verdict::Rc {
+                rc,
+                reason: if rc != 0 { imp.last_reason() } else { None },
+            }
+        }
         Op::Lookup { as_id, gfn } => Verdict::Lookup(imp.search(*as_id, *gfn)),
         Op::Id { as_id, id } => Verdict::Id(imp.id_to_memslot(*as_id, *id)),
         Op::FailPrepare { errno } => {
@@ -1047,7 +1054,7 @@ pub fn probe_points(
             }
         };
         match op {
-            Op::Set(r) | Op::KSet(r) => {
+            Op::Set(r) | Op::KSet(r) | Op::Set2(Region2 { region: r, .. }) => {
                 around(r.guest_phys_addr >> 12);
                 if let Some(old) = before.iter().find(|s| i32::from(s.id) == i32::from(r.id())) {
                     around(old.base_gfn);
@@ -1114,7 +1121,7 @@ pub fn range_points(
         hvas.push((s.userspace_addr, hva_end));
     };
     match op {
-        Op::Set(r) | Op::KSet(r) => {
+        Op::Set(r) | Op::KSet(r) | Op::Set2(Region2 { region: r, .. }) => {
             let id = i32::from(r.id());
             if let Some(old) = before.iter().find(|s| i32::from(s.id) == id) {
                 around(old);

@@ -30,6 +30,7 @@
 //! |---|---|
 //! | `set as=A id=I gpa=G size=S hva=H flags=F` | `KVM_SET_USER_MEMORY_REGION` (the ioctl refuses ids >= 509 with -EINVAL) |
 //! | `kset ...` (same fields) | `__kvm_set_memory_region` called in-kernel (how x86 creates private slots 509..511) |
+//! | `set2 ... gmem_offset=O gmem=FD` | `KVM_SET_USER_MEMORY_REGION2` (v6.8): `set`'s fields and the guest_memfd ones (default 0), on x86's default VM type, which has no private memory: `flags=guest_memfd` is refused there |
 //! | `lookup as=A gfn=N` | `search_memslots` (`__gfn_to_memslot`) in address space A; updates the LRU hint |
 //! | `id as=A id=I` | `id_to_memslot` in address space A |
 //! | `fail-prepare errno=E` | from now on `kvm_arch_prepare_memory_region` returns E (a negative errno, decimal or a name such as `-ENOMEM`) |
@@ -41,7 +42,8 @@
 //! any 16-bit value (an out-of-range one is a request the kernel must refuse). Instead of
 //! `as`/`id`, `slot=0x10003` gives the raw field. `flags` is a number or `|`-separated names
 //! and numbers: `0`, `dirty` (KVM_MEM_LOG_DIRTY_PAGES), `readonly` (KVM_MEM_READONLY),
-//! `dirty|readonly`, `0x10000`. `lookup` needs `gfn` and `id` needs `id`; `as` defaults to 0.
+//! `dirty|readonly`, `guest_memfd` (KVM_MEM_GUEST_MEMFD, printed as `0x4`), `0x10000`. `lookup`
+//! needs `gfn` and `id` needs `id`; `as` defaults to 0.
 //!
 //! # Canonical form
 //!
@@ -65,7 +67,10 @@
 
 use std::fmt;
 
-use crate::ops::{errno_value, Op, Region, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY};
+use crate::ops::{
+    errno_value, Op, Region, Region2, KVM_MEM_GUEST_MEMFD, KVM_MEM_LOG_DIRTY_PAGES,
+    KVM_MEM_READONLY,
+};
 
 /// A malformed scenario line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +143,7 @@ pub fn parse_line(line: &str) -> Result<Option<Op>, String> {
                 Op::KSet(region)
             }
         }
+        "set2" => Op::Set2(fields.region2()?),
         "lookup" => {
             fields.allow(&["as", "gfn"])?;
             Op::Lookup {
@@ -164,7 +170,7 @@ pub fn parse_line(line: &str) -> Result<Option<Op>, String> {
         }
         _ => {
             return Err(format!(
-                "unknown operation '{name}' (expected set, kset, lookup, id or fail-prepare)"
+                "unknown operation '{name}' (expected set, kset, set2, lookup, id or fail-prepare)"
             ))
         }
     };
@@ -192,6 +198,13 @@ impl fmt::Display for Op {
         match self {
             Op::Set(r) => write!(f, "set {}", RegionFields(r)),
             Op::KSet(r) => write!(f, "kset {}", RegionFields(r)),
+            Op::Set2(r) => write!(
+                f,
+                "set2 {} gmem_offset={} gmem={}",
+                RegionFields(&r.region),
+                hex(r.guest_memfd_offset),
+                r.guest_memfd
+            ),
             Op::Lookup { as_id, gfn } => write!(f, "lookup as={as_id} gfn={}", hex(*gfn)),
             Op::Id { as_id, id } => write!(f, "id as={as_id} id={id}"),
             Op::FailPrepare { errno: 0 } => f.write_str("fail-prepare off"),
@@ -309,7 +322,34 @@ impl<'a> Fields<'a> {
     }
 
     fn region(&self) -> Result<Region, String> {
-        self.allow(&["as", "id", "slot", "gpa", "size", "hva", "flags"])?;
+        self.allow(&REGION_FIELDS)?;
+        self.region_fields()
+    }
+
+    /// `set2`'s fields: a region's and `gmem_offset=` (bytes) and `gmem=` (the fd), both 0 by
+    /// default.
+    fn region2(&self) -> Result<Region2, String> {
+        let mut keys = REGION_FIELDS.to_vec();
+        keys.extend(["gmem_offset", "gmem"]);
+        self.allow(&keys)?;
+        let guest_memfd = match self.number("gmem", false)? {
+            Some(fd) => u32::try_from(fd).map_err(|_| {
+                bad(
+                    self.get("gmem").unwrap_or(""),
+                    "gmem",
+                    "does not fit in 32 bits",
+                )
+            })?,
+            None => 0,
+        };
+        Ok(Region2 {
+            region: self.region_fields()?,
+            guest_memfd_offset: self.number("gmem_offset", true)?.unwrap_or(0),
+            guest_memfd,
+        })
+    }
+
+    fn region_fields(&self) -> Result<Region, String> {
         let slot = match (
             self.get("slot"),
             self.get("as").is_some() || self.get("id").is_some(),
@@ -337,6 +377,9 @@ impl<'a> Fields<'a> {
         })
     }
 }
+
+/// The fields of `set` and `kset`.
+const REGION_FIELDS: [&str; 7] = ["as", "id", "slot", "gpa", "size", "hva", "flags"];
 
 fn bad(value: &str, key: &str, why: &str) -> String {
     format!("bad number '{value}' for {key}: {why}")
@@ -379,6 +422,7 @@ fn parse_flags(text: &str) -> Result<u32, &'static str> {
         flags |= match part {
             "dirty" => KVM_MEM_LOG_DIRTY_PAGES,
             "readonly" => KVM_MEM_READONLY,
+            "guest_memfd" => KVM_MEM_GUEST_MEMFD,
             _ => {
                 let v = parse_u64(part, false)
                     .map_err(|_| "expected a number or dirty, readonly, joined with |")?;

@@ -1,13 +1,14 @@
 //! Adapter for the Rust memslot core (`memslot_core::Vm`, x86-64 limits).
 
 use memslot_core::{
-    ArchLimits, Error, Fault, MemorySlot, MemslotSet, Memslots, UserMemoryRegion, Vm,
+    ArchLimits, Error, Fault, MemorySlot, MemslotSet, Memslots, UserMemoryRegion,
+    UserMemoryRegion2, Vm,
 };
 use memslot_reference::ApiSlot;
 
 use super::oracle::packed_slot;
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
-use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
+use crate::ops::{Region, Region2, KVM_MEM_SLOTS_NUM};
 
 /// `memslot_core::Vm`, with `ArchLimits::X86_64` unless built by [`CoreImpl::with_limits`].
 pub struct CoreImpl {
@@ -127,6 +128,14 @@ pub(super) fn region(r: &Region) -> UserMemoryRegion {
     }
 }
 
+pub(super) fn region2(r: &Region2) -> UserMemoryRegion2 {
+    UserMemoryRegion2 {
+        region: region(&r.region),
+        guest_memfd_offset: r.guest_memfd_offset,
+        guest_memfd: r.guest_memfd,
+    }
+}
+
 pub(super) fn slot(s: &MemorySlot) -> Slot {
     Slot {
         id: i32::from(s.id),
@@ -155,6 +164,13 @@ impl Implementation for CoreImpl {
 
     fn set_memory_region(&mut self, r: &Region) -> i32 {
         request_rc(&mut self.reason, self.vm.set_memory_region(&region(r)))
+    }
+
+    fn set_user_memory_region2(&mut self, r: &Region2) -> i32 {
+        request_rc(
+            &mut self.reason,
+            self.vm.set_user_memory_region2(&region2(r)),
+        )
     }
 
     fn last_reason(&self) -> Option<String> {

@@ -107,6 +107,14 @@ pub trait Implementation {
     }
     /// `KVM_SET_USER_MEMORY_REGION`; returns 0 or a negative errno.
     fn set_user_memory_region(&mut self, r: &Region) -> i32;
+    /// `KVM_SET_USER_MEMORY_REGION2` (v6.8) on x86's default VM type. Without private memory
+    /// `KVM_MEM_GUEST_MEMFD` is an invalid flag (`check_memory_region_flags()`), so the
+    /// guest_memfd fields are never read and the request is the v1 one: implementations that
+    /// model no VM type (the 2020 ports, which predate the ioctl, the core, the oracle) answer
+    /// it as [`Implementation::set_user_memory_region`] does; the modern port runs its ioctl.
+    fn set_user_memory_region2(&mut self, r: &crate::ops::Region2) -> i32 {
+        self.set_user_memory_region(&r.region)
+    }
     /// `__kvm_set_memory_region` from inside the kernel; returns 0 or a negative errno.
     fn set_memory_region(&mut self, r: &Region) -> i32;
     /// Why the last request failed, if the implementation can say (see [`Extra::reason`]).

@@ -13,7 +13,7 @@ use memslot_reference::ApiSlot;
 
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::ops::{
-    Op, Region, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_MAX_NR_PAGES,
+    Op, Region, Region2, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_MAX_NR_PAGES,
     KVM_MEM_READONLY, KVM_MEM_SLOTS_NUM, KVM_USER_MEM_SLOTS, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE_MAX,
 };
 use crate::runner::OpKind;
@@ -175,9 +175,20 @@ impl Oracle {
             Op::KSet(r) => {
                 let _ = self.request(r, false);
             }
+            Op::Set2(r) => {
+                let _ = self.request2(r);
+            }
             Op::FailPrepare { errno } => self.prepare_error = *errno,
             Op::Lookup { .. } | Op::Id { .. } => {}
         }
+    }
+
+    /// `KVM_SET_USER_MEMORY_REGION2` on x86's default VM type: without private memory,
+    /// `check_memory_region_flags()` refuses `KVM_MEM_GUEST_MEMFD` as it refuses any flag
+    /// outside dirty logging and read-only (step 1 below), and nothing else reads the
+    /// guest_memfd fields; the v1 path does the rest.
+    pub fn request2(&mut self, r: &Region2) -> Result<Option<Change>, (i32, String)> {
+        self.request(&r.region, true)
     }
 
     /// `kvm_vm_ioctl_set_memory_region` (`ioctl`) or `__kvm_set_memory_region`: the change made
@@ -363,6 +374,11 @@ impl Implementation for Oracle {
 
     fn set_memory_region(&mut self, r: &Region) -> i32 {
         let result = self.request(r, false);
+        self.rc(result)
+    }
+
+    fn set_user_memory_region2(&mut self, r: &Region2) -> i32 {
+        let result = self.request2(r);
         self.rc(result)
     }
 

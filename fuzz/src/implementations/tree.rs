@@ -10,10 +10,10 @@
 use memslot_core::{ArchLimits, Error, Fault, MemorySlot, MemslotSet, TreeMemslots, Vm};
 use memslot_reference::ApiSlot;
 
-use super::core::{ids, planted, region, request_rc, slot};
+use super::core::{ids, planted, region, region2, request_rc, slot};
 use super::oracle::packed_slot;
 use super::{Found, Implementation, Quick, SpaceSnapshot};
-use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
+use crate::ops::{Region, Region2, KVM_MEM_SLOTS_NUM};
 
 /// `memslot_core::Vm<TreeMemslots>` with `ArchLimits::X86_64`.
 pub struct TreeImpl {
@@ -122,6 +122,14 @@ impl Implementation for TreeImpl {
     fn set_memory_region(&mut self, r: &Region) -> i32 {
         self.ranks.iter_mut().for_each(|r| r.current = false);
         request_rc(&mut self.reason, self.vm.set_memory_region(&region(r)))
+    }
+
+    fn set_user_memory_region2(&mut self, r: &Region2) -> i32 {
+        self.ranks.iter_mut().for_each(|r| r.current = false);
+        request_rc(
+            &mut self.reason,
+            self.vm.set_user_memory_region2(&region2(r)),
+        )
     }
 
     fn last_reason(&self) -> Option<String> {
