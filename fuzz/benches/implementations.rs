@@ -1,7 +1,10 @@
 //! Every implementation behind the harness's `Implementation` trait, side by side in one
 //! process: the memslot core (`core`), its tree backend (`tree`), the C ports (`pre`, `post`
-//! and `post15`, with `pre-fixed` and `post-fixed`, the harness's standard set) and the oracle, at 8, 64 and 509 slots, and the core alone at 32,764
-//! (the later x86 limit, a custom `ArchLimits`; the ports' arrays stop at 512).
+//! and `post15`, with `pre-fixed` and `post-fixed`, the harness's standard set), the port of
+//! today's tree-based code (`modern`) and the oracle, at 8, 64 and 509 slots; at 32,764 (today's
+//! x86 limit) the core and the tree with that `ArchLimits` and the modern port built for it
+//! (`modern-32k`; the 2020 ports' arrays stop at 512). The last column compares the modern port
+//! with the Rust tree, the design it ports.
 //!
 //! Requests: create N slots in ascending, descending and random GFN order, delete all N,
 //! move the lowest slot above the highest and back, toggle dirty logging on and off on every
@@ -120,6 +123,20 @@ impl Op {
 struct Subject {
     name: &'static str,
     make: fn(usize) -> Box<dyn Implementation>,
+    /// The sizes it runs at.
+    fits: fn(usize) -> bool,
+}
+
+fn x86_2020(n: usize) -> bool {
+    n <= usize::from(KVM_USER_MEM_SLOTS)
+}
+
+fn any_size(_: usize) -> bool {
+    true
+}
+
+fn above_2020(n: usize) -> bool {
+    !x86_2020(n)
 }
 
 /// Every implementation that can hold `n` slots, in table order.
@@ -128,45 +145,71 @@ fn subjects(n: usize) -> Vec<Subject> {
         Subject {
             name: "core",
             make: |n| Box::new(CoreImpl::with_limits(limits(n))),
+            fits: any_size,
         },
         Subject {
             name: "tree",
-            make: |_| Box::new(TreeImpl::new()),
+            make: |n| Box::new(TreeImpl::with_limits(limits(n))),
+            fits: any_size,
         },
         Subject {
             name: "pre",
             make: |_| Box::new(PortImpl::new(Port::Pre)),
+            fits: x86_2020,
         },
         Subject {
             name: "post",
             make: |_| Box::new(PortImpl::new(Port::Post)),
+            fits: x86_2020,
         },
         Subject {
             name: "pre-fixed",
             make: |_| Box::new(PortImpl::new(Port::PreFixed)),
+            fits: x86_2020,
         },
         Subject {
             name: "post-fixed",
             make: |_| Box::new(PortImpl::new(Port::PostFixed)),
+            fits: x86_2020,
         },
         Subject {
             name: "post15",
             make: |_| Box::new(PortImpl::new(Port::Post15)),
+            fits: x86_2020,
+        },
+        Subject {
+            name: "modern",
+            make: |_| Box::new(PortImpl::new(Port::Modern)),
+            fits: x86_2020,
+        },
+        Subject {
+            name: "modern-32k",
+            make: |_| Box::new(PortImpl::new(Port::Modern32k)),
+            fits: above_2020,
         },
         Subject {
             name: "oracle",
             make: |_| Box::new(Oracle::new()),
+            fits: x86_2020,
         },
     ];
-    let fits_x86 = n <= usize::from(KVM_USER_MEM_SLOTS);
     all.into_iter()
-        .filter(|s| fits_x86 || s.name == "core")
+        .filter(|s| n == usize::MAX || (s.fits)(n))
         .collect()
 }
 
 /// Every implementation's name, in table order.
 fn names() -> Vec<&'static str> {
-    subjects(CHART_SIZE).iter().map(|s| s.name).collect()
+    subjects(usize::MAX).iter().map(|s| s.name).collect()
+}
+
+/// The modern port at `n` slots, by name: `modern` or `modern-32k`.
+fn modern_at(n: usize) -> &'static str {
+    if x86_2020(n) {
+        "modern"
+    } else {
+        "modern-32k"
+    }
 }
 
 fn limits(n: usize) -> ArchLimits {
@@ -467,6 +510,11 @@ fn ratio(results: &BTreeMap<Key, f64>, op: Op, n: usize) -> Option<f64> {
     Some(results.get(&(op, n, "core"))? / results.get(&(op, n, BASELINE))?)
 }
 
+/// The modern port's time over the Rust tree's.
+fn modern_ratio(results: &BTreeMap<Key, f64>, op: Op, n: usize) -> Option<f64> {
+    Some(results.get(&(op, n, modern_at(n)))? / results.get(&(op, n, "tree"))?)
+}
+
 /// The machine, as the README quotes it: CPUs, model, compiler.
 fn machine() -> String {
     // /proc/cpuinfo counts the machine's CPUs; available_parallelism only those taskset left.
@@ -497,10 +545,10 @@ fn markdown(results: &BTreeMap<Key, f64>) -> String {
     let names = names();
     let _ = writeln!(
         md,
-        "| operation | slots | {} | core / {BASELINE} |",
+        "| operation | slots | {} | core / {BASELINE} | modern / tree |",
         names.join(" | ")
     );
-    let _ = writeln!(md, "|---|---:|{}---:|", "---:|".repeat(names.len()));
+    let _ = writeln!(md, "|---|---:|{}---:|---:|", "---:|".repeat(names.len()));
     for op in Op::ALL {
         for n in SIZES.into_iter().chain([LARGE]) {
             if !names
@@ -517,9 +565,10 @@ fn markdown(results: &BTreeMap<Key, f64>) -> String {
                 let mark = if r <= op.ratio_goal() { "" } else { " ✗" };
                 format!("{r:.2}{mark}")
             });
+            let modern = modern_ratio(results, op, n).map_or("–".into(), |r| format!("{r:.2}"));
             let _ = writeln!(
                 md,
-                "| {} | {n} | {} | {ratio} |",
+                "| {} | {n} | {} | {ratio} | {modern} |",
                 op.label(),
                 cells.join(" | ")
             );
@@ -547,10 +596,19 @@ fn json(results: &BTreeMap<Key, f64>, machine: &str) -> String {
 /// Grouped horizontal bars, one group per operation at `n` slots, time per operation on a
 /// log scale; the group title carries core / post.
 fn svg(results: &BTreeMap<Key, f64>, n: usize, machine: &str) -> String {
-    const COLORS: [&str; 8] = [
-        "#d62728", "#ff7f0e", "#7f7f7f", "#bcbd22", "#1f77b4", "#9467bd", "#17becf", "#2ca02c",
+    const COLORS: [&str; 10] = [
+        "#d62728", "#ff7f0e", "#7f7f7f", "#bcbd22", "#1f77b4", "#9467bd", "#17becf", "#8c564b",
+        "#e377c2", "#2ca02c",
     ];
-    let names = names();
+    // The implementations that ran at `n` (modern-32k only runs above 509).
+    let names: Vec<&str> = names()
+        .into_iter()
+        .filter(|name| {
+            Op::ALL
+                .iter()
+                .any(|&op| results.contains_key(&(op, n, name)))
+        })
+        .collect();
     let (left, plot_width, bar, title_row) = (200.0, 560.0, 12.0, 20.0);
     let ops: Vec<Op> = Op::ALL
         .into_iter()

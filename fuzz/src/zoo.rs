@@ -113,7 +113,7 @@ pub fn bug_names() -> String {
 /// Which implementations a run compares.
 #[derive(Clone, Copy, Debug)]
 pub enum Lockstep {
-    /// core, pre, post, post15, tree, oracle.
+    /// core, pre-fixed, post-fixed, post15, modern, tree, oracle.
     Standard,
     /// core, tree, oracle and one zoo bug's state (`fixed`: its fixed state).
     Zoo { bug: &'static ZooBug, fixed: bool },

@@ -21,7 +21,11 @@
 #define API_RELEASE(kvm) free((kvm)->shim_api)
 #include "api_common.h"
 
-_Static_assert(KVM_MEM_SLOTS_NUM == MEMSLOT_API_SLOTS_NUM, "API slot count");
+/*
+ * A state with more slots than the API's 512 (today's x86, modern_32k) answers every
+ * request and lookup in full; its state copy holds the first 512 ranks and ids.
+ */
+_Static_assert(KVM_MEM_SLOTS_NUM >= MEMSLOT_API_SLOTS_NUM, "API slot count");
 
 /* The address spaces this VM has: one without SMM (a VM with private memory). */
 static int api_space_ok(struct kvm *kvm, int as_id)
@@ -426,10 +430,12 @@ static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *o
 	out->lru_slot = api_lru(kvm, as_id);
 	out->capacity = (uint32_t)api_ranked(r);
 	n = max_entries < out->capacity ? max_entries : out->capacity;
+	if (n > MEMSLOT_API_SLOTS_NUM)
+		n = MEMSLOT_API_SLOTS_NUM;
 	for (i = 0; i < n; i++)
 		api_copy_slot(&out->entries[i], r->slot[i]);
 	out->nr_copied = n;
-	for (id = 0; id < KVM_MEM_SLOTS_NUM; id++) {
+	for (id = 0; id < MEMSLOT_API_SLOTS_NUM; id++) {
 		struct kvm_memory_slot *slot = id_to_memslot(slots, id);
 
 		out->id_to_index[id] = slot ? (int16_t)api_rank_of(kvm, as_id, slot) : -1;

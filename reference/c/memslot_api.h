@@ -164,5 +164,6 @@ MEMSLOT_API_DECLARE(post15_bug_empty_array)
 MEMSLOT_API_DECLARE(post15_bug_below_lowest)
 MEMSLOT_API_DECLARE(post15_bug_update_absent_id)
 MEMSLOT_API_DECLARE(modern)
+MEMSLOT_API_DECLARE(modern_32k)
 
 #endif /* MEMSLOT_API_H */

@@ -153,13 +153,17 @@ pub enum Port {
     /// The tree-based code (v5.17 onward) as of v6.8-v6.12, with
     /// `KVM_SET_USER_MEMORY_REGION2` and guest_memfd bindings.
     Modern,
+    /// [`Port::Modern`] at today's x86 slot count: 32,764 user slots and 3 private ones
+    /// (`KVM_MEM_SLOTS_NUM` = `SHRT_MAX`), allocated without guard pages. Its state copy
+    /// holds the first 512 ranks and ids; requests and lookups answer in full.
+    Modern32k,
     /// The user's own copy of a port, built with `MEMSLOT_VARIANT=STATE:DIR` as that state
     /// (see [`Port::variant`]). Not in [`Port::ALL`]; only there when built.
     Variant,
 }
 
 impl Port {
-    pub const ALL: [Port; 14] = [
+    pub const ALL: [Port; 15] = [
         Port::Pre,
         Port::PreFixed,
         Port::PreBugPrepareInvalid,
@@ -174,6 +178,7 @@ impl Port {
         Port::Post15BugUpdateAbsentId,
         Port::Post15SelftestDeleteKeepsIndex,
         Port::Modern,
+        Port::Modern32k,
     ];
 
     /// The name reports and command lines use: `pre`, `post15-bug-stale-lru`, ...
@@ -193,6 +198,7 @@ impl Port {
             Port::Post15BugUpdateAbsentId => "post15-bug-update-absent-id",
             Port::Post15SelftestDeleteKeepsIndex => "post15-selftest-delete-keeps-index",
             Port::Modern => "modern",
+            Port::Modern32k => "modern-32k",
             Port::Variant => "variant",
         }
     }
@@ -231,7 +237,7 @@ impl Port {
             | Port::Post15BugBelowLowest
             | Port::Post15BugUpdateAbsentId
             | Port::Post15SelftestDeleteKeepsIndex => Family::Post15,
-            Port::Modern => Family::Modern,
+            Port::Modern | Port::Modern32k => Family::Modern,
             Port::Variant => Port::variant().map_or(Family::Modern, |(base, _)| base.family()),
         }
     }
@@ -252,6 +258,7 @@ impl Port {
             Port::Post15BugUpdateAbsentId => &ffi::POST15_BUG_UPDATE_ABSENT_ID,
             Port::Post15SelftestDeleteKeepsIndex => &ffi::POST15_SELFTEST_DELETE_KEEPS_INDEX,
             Port::Modern => &ffi::MODERN,
+            Port::Modern32k => &ffi::MODERN_32K,
             Port::Variant => {
                 ffi::VARIANT_OF
                     .expect("no variant in this build: build with MEMSLOT_VARIANT=STATE:DIR")

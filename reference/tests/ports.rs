@@ -902,3 +902,56 @@ impl WithSize for Region2 {
         }
     }
 }
+
+/// Today's x86 count: 32,764 user slots and 3 private ones in each address space, every one
+/// found by its lookups, the trees intact, and nothing left once all are deleted.
+#[test]
+fn modern_32k_holds_todays_x86_slot_count() {
+    const USER: u16 = 32_764;
+    let mut vm = PortVm::new(Port::Modern32k);
+    let (_, created) = vm.allocations();
+    let slot = |as_id: u16, id: u16, size: u64| Region {
+        slot: (u32::from(as_id) << 16) | u32::from(id),
+        flags: 0,
+        guest_phys_addr: (u64::from(id) * 2) << 12,
+        memory_size: size,
+        userspace_addr: HVA + (u64::from(id) << 12),
+    };
+    for as_id in 0..2 {
+        for id in 0..USER + 3 {
+            let r = slot(as_id, id, 4096);
+            let rc = if id < USER {
+                vm.ioctl_set_memory_region(&r)
+            } else {
+                vm.set_memory_region(&r)
+            };
+            assert_eq!(rc, 0, "as {as_id} id {id}");
+        }
+        assert_eq!(vm.ioctl_set_memory_region(&slot(as_id, USER, 4096)), EINVAL);
+        assert_eq!(vm.set_memory_region(&slot(as_id, USER + 3, 4096)), EINVAL);
+        assert_eq!(vm.check_structure(as_id), Ok(()));
+    }
+    for id in [0, 1, 511, 512, 20_000, USER - 1, USER + 2] {
+        let found = vm.search_memslots(1, u64::from(id) * 2).map(|(_, s)| s.id);
+        assert_eq!(found, Some(id as i16), "lookup of id {id}");
+        assert_eq!(
+            vm.search_memslots(1, u64::from(id) * 2 + 1),
+            None,
+            "gap above {id}"
+        );
+    }
+    assert_eq!(
+        vm.walk(0).len(),
+        KVM_MEM_SLOTS_NUM,
+        "the walk's copy stops at the API's 512"
+    );
+    assert_eq!(vm.allocations().0, created + 2 * i64::from(USER + 3));
+    for as_id in 0..2 {
+        for id in 0..USER + 3 {
+            assert_eq!(vm.set_memory_region(&slot(as_id, id, 0)), 0);
+        }
+        assert_eq!(vm.check_structure(as_id), Ok(()));
+    }
+    assert_eq!(vm.allocations(), (created, created));
+    assert_eq!(vm.warn_count(), 0, "{:?}", vm.last_warn());
+}

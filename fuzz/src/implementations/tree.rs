@@ -56,7 +56,12 @@ impl Ranks {
 impl TreeImpl {
     /// The tree as shipped (or with the tree fault `MEMSLOT_DIFF_PLANT` names).
     pub fn new() -> TreeImpl {
-        let mut vm = Vm::with_backend(ArchLimits::X86_64);
+        TreeImpl::with_limits(ArchLimits::X86_64)
+    }
+
+    /// The tree with other limits (today's x86: 32,764 user slots, `ArchLimits::custom`).
+    pub fn with_limits(limits: ArchLimits) -> TreeImpl {
+        let mut vm = Vm::with_backend(limits);
         vm.set_fault(planted());
         TreeImpl {
             vm,

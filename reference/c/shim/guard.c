@@ -30,6 +30,22 @@ int64_t memslot_shim_live_allocations(void)
 	return shim_live;
 }
 
+void *shim_heap_zalloc(size_t size)
+{
+	void *p = calloc(1, size ? size : 1);
+
+	if (p)
+		shim_live++;
+	return p;
+}
+
+void shim_heap_free(const void *addr)
+{
+	if (addr)
+		shim_live--;
+	free((void *)addr);
+}
+
 #ifdef SHIM_ASAN
 /* From the sanitizer runtime (declared here: gcc does not always ship its header). */
 size_t __sanitizer_get_allocated_size(const volatile void *p);

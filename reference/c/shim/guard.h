@@ -37,6 +37,13 @@ void *shim_kvzalloc(size_t size);
 void shim_kvfree(const void *addr);
 /* The size kvzalloc() was asked for (0: not an allocation of the shim's). */
 size_t shim_alloc_size(const void *addr);
+/*
+ * Counted heap allocations without guard pages, for a state built with
+ * SHIM_HEAP_ALLOC (kernel.h): 32,764 slots need more guarded mappings than
+ * Linux's default vm.max_map_count (65,530) allows, two per allocation.
+ */
+void *shim_heap_zalloc(size_t size);
+void shim_heap_free(const void *addr);
 
 /* What memslot_shim_take_fault() reports (memslot_api.h mirrors it). */
 enum shim_fault_kind {

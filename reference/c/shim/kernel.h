@@ -114,27 +114,36 @@ static inline int shim_warn(int cond, const char *where)
 
 /* ---- allocation: guarded (guard.h), or calloc under AddressSanitizer -- */
 
+/* A state built with SHIM_HEAP_ALLOC allocates from the heap, unguarded (guard.h). */
+#ifdef SHIM_HEAP_ALLOC
+#define SHIM_ZALLOC shim_heap_zalloc
+#define SHIM_FREE shim_heap_free
+#else
+#define SHIM_ZALLOC shim_kvzalloc
+#define SHIM_FREE shim_kvfree
+#endif
+
 static inline void *kvzalloc(size_t size, int flags)
 {
 	(void)flags;
-	return shim_kvzalloc(size);
+	return SHIM_ZALLOC(size);
 }
 
 static inline void kvfree(const void *addr)
 {
-	shim_kvfree(addr);
+	SHIM_FREE(addr);
 }
 
-/* kzalloc()/kfree(): the same guarded allocator (one allocation per object). */
+/* kzalloc()/kfree(): the same allocator (one allocation per object). */
 static inline void *kzalloc(size_t size, int flags)
 {
 	(void)flags;
-	return shim_kvzalloc(size);
+	return SHIM_ZALLOC(size);
 }
 
 static inline void kfree(const void *addr)
 {
-	shim_kvfree(addr);
+	SHIM_FREE(addr);
 }
 
 /* ---- atomics, locks, RCU: single-threaded stand-ins ------------------ */
