@@ -411,7 +411,13 @@ API_GUARDED(hva_range_memslots,
 	    (struct kvm *kvm, int as_id, uint64_t start, uint64_t end, int16_t *ids, int cap),
 	    (kvm, as_id, start, end, ids, cap))
 
-/* The header, the first min(max_entries, slots) ranks, and the rank of every id. */
+/*
+ * The header, the first min(max_entries, slots) ranks, and the index of every id: for
+ * each slot of the gfn tree, the rank of the slot id_to_memslot() finds for its id (so
+ * a hash entry naming another object shows at once); -1 for every other id.  An id the
+ * hash holds but the trees do not is check_structure()'s to find (the full checks), and
+ * the probes' id queries': asking all 512 ids here cost more than the port's requests.
+ */
 API_UNTRACED
 static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *out,
 			 uint32_t max_entries)
@@ -435,10 +441,19 @@ static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *o
 	for (i = 0; i < n; i++)
 		api_copy_slot(&out->entries[i], r->slot[i]);
 	out->nr_copied = n;
-	for (id = 0; id < MEMSLOT_API_SLOTS_NUM; id++) {
-		struct kvm_memory_slot *slot = id_to_memslot(slots, id);
+	for (id = 0; id < MEMSLOT_API_SLOTS_NUM; id++)
+		out->id_to_index[id] = -1;
+	for (i = 0; i < (uint32_t)api_ranked(r); i++) {
+		struct kvm_memory_slot *slot;
 
-		out->id_to_index[id] = slot ? (int16_t)api_rank_of(kvm, as_id, slot) : -1;
+		id = r->slot[i]->id;
+		if (id < 0 || id >= MEMSLOT_API_SLOTS_NUM)
+			continue;
+		slot = id_to_memslot(slots, id);
+		if (slot == r->slot[i])
+			out->id_to_index[id] = (int16_t)i;
+		else
+			out->id_to_index[id] = slot ? (int16_t)api_rank_of(kvm, as_id, slot) : -1;
 	}
 	return 0;
 }

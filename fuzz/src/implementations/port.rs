@@ -45,6 +45,10 @@ pub struct PortImpl {
     /// Buffers for putting the tree-based port's walks and range answers in array order.
     ranked: Vec<(u32, i32)>,
     range_ids: Vec<u16>,
+    /// Per AS, the index of every id as the last state copy since the last request gave it
+    /// (the tree-based port only): range answers are ranked from it without a call.
+    index_of: [Vec<i16>; KVM_ADDRESS_SPACE_NUM as usize],
+    index_kept: [bool; KVM_ADDRESS_SPACE_NUM as usize],
 }
 
 impl PortImpl {
@@ -60,7 +64,15 @@ impl PortImpl {
             id_hits: Vec::new(),
             ranked: Vec::new(),
             range_ids: Vec::new(),
+            index_of: Default::default(),
+            index_kept: [false; KVM_ADDRESS_SPACE_NUM as usize],
         }
+    }
+
+    /// Before a request, which may change every index: the kept ones are stale.
+    fn requesting(&mut self) {
+        self.calling();
+        self.index_kept = [false; KVM_ADDRESS_SPACE_NUM as usize];
     }
 
     fn is_modern(&self) -> bool {
@@ -156,10 +168,18 @@ impl PortImpl {
         ids.extend(self.ranked.iter().map(|&(_, id)| id));
     }
 
-    /// A range answer of the tree-based port in array order: the ranks of its ids, in one
-    /// call (the state copy is left alone: the fast path's array lives in it).
+    /// A range answer of the tree-based port in array order: the ranks of its ids, from the
+    /// index kept since the last request, else in one call (the state copy is left alone: the
+    /// fast path's array lives in it).
     fn range_in_array_order(&mut self, as_id: u16, out: &mut Vec<i32>) {
         if !self.is_modern() || out.len() < 2 {
+            return;
+        }
+        let a = usize::from(as_id);
+        if self.index_kept.get(a) == Some(&true) {
+            let index = std::mem::take(&mut self.index_of[a]);
+            self.in_array_order(&index, out);
+            self.index_of[a] = index;
             return;
         }
         self.range_ids.clear();
@@ -284,12 +304,12 @@ impl Implementation for PortImpl {
     }
 
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
-        self.calling();
+        self.requesting();
         self.vm.ioctl_set_memory_region(&region(r))
     }
 
     fn set_user_memory_region2(&mut self, r: &Region2) -> i32 {
-        self.calling();
+        self.requesting();
         if !self.is_modern() {
             // 2020's code has no KVM_SET_USER_MEMORY_REGION2 (v6.8): on a VM without
             // private memory it is the v1 request (see the trait), which these ports answer.
@@ -309,7 +329,7 @@ impl Implementation for PortImpl {
     }
 
     fn set_memory_region(&mut self, r: &Region) -> i32 {
-        self.calling();
+        self.requesting();
         self.vm.set_memory_region(&region(r))
     }
 
@@ -407,6 +427,12 @@ impl Implementation for PortImpl {
         walk.clear();
         walk.extend(self.vm.for_each_memslot(as_id).into_iter().map(i32::from));
         self.in_array_order(&state.id_to_index, &mut walk);
+        if self.is_modern() {
+            let a = usize::from(as_id);
+            self.index_of[a].clear();
+            self.index_of[a].extend_from_slice(&state.id_to_index);
+            self.index_kept[a] = true;
+        }
         out.walk = walk;
         out.lru = self.compares_lru().then_some(i64::from(state.lru_slot));
         self.last = Some((as_id, state));
@@ -477,6 +503,12 @@ impl Implementation for PortImpl {
         self.vm.walk(as_id);
         let state = self.vm.last_state();
         let entries = &state.entries[..used.min(state.entries.len())];
+        if self.port.family() == Family::Modern {
+            let a = usize::from(as_id);
+            self.index_of[a].clear();
+            self.index_of[a].extend_from_slice(state.id_to_index);
+            self.index_kept[a] = true;
+        }
         self.quick_used = entries.len();
         let index_is_inverse = entries.iter().enumerate().all(|(i, e)| {
             usize::try_from(e.id)
