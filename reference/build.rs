@@ -58,9 +58,8 @@ fn main() {
         .filter(|path| path.extension().is_some_and(|e| e == "c"))
         .collect();
     states.sort();
-    let mut build = cc::Build::new();
-    if let Some(dir) = &mutants {
-        build.include(dir);
+    let mut build = ports_build(mutants.as_deref());
+    if mutants.is_some() {
         // A dropped initialization must leave a defined value: otherwise the compiler may
         // assume the `if (!mutant)` around it is always taken (reading the variable
         // uninitialized would be undefined) and the mutant silently never happens. The
@@ -68,19 +67,7 @@ fn main() {
         // very value the dropped statement wrote (KVM_MR_CREATE, NULL, a memset) and hide it.
         build.flag_if_supported("-ftrivial-auto-var-init=pattern");
     }
-    build
-        .files(SOURCES)
-        .files(&states)
-        .include("c")
-        .include("c/shim")
-        .flag("-std=gnu11")
-        .warnings(true)
-        .extra_warnings(true)
-        // The kernel's Makefile disables it too: gcc cannot see that kvm_set_memslot()'s
-        // invalid_slot is set and used under the same `change` test.
-        .flag_if_supported("-Wno-maybe-uninitialized")
-        // .ci/run sets this: a warning in a port is a failure there, not on users' compilers.
-        .warnings_into_errors(env::var_os("MEMSLOT_WERROR").is_some());
+    build.files(SOURCES).files(&states);
 
     let variant = match env::var(VARIANT) {
         Ok(spec) if !spec.is_empty() => {
@@ -91,15 +78,8 @@ fn main() {
         _ => None,
     };
     let mut variant_build = variant.as_ref().map(|v| {
-        let mut b = cc::Build::new();
-        b.file(&v.unit)
-            .include(&v.include)
-            .include("c")
-            .include("c/shim")
-            .flag("-std=gnu11")
-            .warnings(true)
-            .extra_warnings(true)
-            .flag_if_supported("-Wno-maybe-uninitialized");
+        let mut b = ports_build(Some(&v.include));
+        b.file(&v.unit);
         b
     });
 
@@ -143,6 +123,27 @@ fn main() {
         b.compile("memslot_variant");
     }
     write_port_tables(&states, variant.as_ref());
+}
+
+/// A build of port translation units: `first` (a directory replacing ports for their
+/// `#include "<port>/..."`) ahead of `c/` on the include path, the ports' language and warnings.
+fn ports_build(first: Option<&Path>) -> cc::Build {
+    let mut build = cc::Build::new();
+    if let Some(dir) = first {
+        build.include(dir);
+    }
+    build
+        .include("c")
+        .include("c/shim")
+        .flag("-std=gnu11")
+        .warnings(true)
+        .extra_warnings(true)
+        // The kernel's Makefile disables it too: gcc cannot see that kvm_set_memslot()'s
+        // invalid_slot is set and used under the same `change` test.
+        .flag_if_supported("-Wno-maybe-uninitialized")
+        // .ci/run sets this: a warning in a port is a failure there, not on users' compilers.
+        .warnings_into_errors(env::var_os("MEMSLOT_WERROR").is_some());
+    build
 }
 
 /// The user's own copy of a port, compiled as one more state (`memslot_variant_*`).

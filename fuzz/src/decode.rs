@@ -169,16 +169,11 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
                 } else {
                     TAG_KSET
                 });
-                out.extend_from_slice(&r.slot.to_le_bytes());
-                out.extend_from_slice(&r.flags.to_le_bytes());
-                out.extend_from_slice(&r.guest_phys_addr.to_le_bytes());
-                out.extend_from_slice(&r.memory_size.to_le_bytes());
-                out.extend_from_slice(&r.userspace_addr.to_le_bytes());
+                encode_region(&mut out, r);
             }
             Op::Set2(r) => {
                 out.push(TAG_SET2);
-                let v1 = encode(&[Op::Set(r.region)]);
-                out.extend_from_slice(&v1[1..]);
+                encode_region(&mut out, &r.region);
                 out.extend_from_slice(&r.guest_memfd_offset.to_le_bytes());
                 out.extend_from_slice(&r.guest_memfd.to_le_bytes());
             }
@@ -199,6 +194,15 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The 32 bytes [`region`] reads.
+fn encode_region(out: &mut Vec<u8>, r: &Region) {
+    out.extend_from_slice(&r.slot.to_le_bytes());
+    out.extend_from_slice(&r.flags.to_le_bytes());
+    out.extend_from_slice(&r.guest_phys_addr.to_le_bytes());
+    out.extend_from_slice(&r.memory_size.to_le_bytes());
+    out.extend_from_slice(&r.userspace_addr.to_le_bytes());
 }
 
 #[cfg(test)]

@@ -32,8 +32,9 @@ use crate::report::found_text;
 pub const PROBE_ALL_LIMIT: usize = 32;
 
 /// The implementations compared by default: core (the array backend), the three 2020 ports, the
-/// tree-based port of today's kernel (`modern`), tree (the core's tree backend) and the oracle. The ports carry the later upstream fixes of the
-/// bugs they are known to have (pre-fixed, post-fixed, post15: see `memslot_reference::Port`),
+/// tree-based port of today's kernel (`modern`), tree (the core's tree backend) and the oracle.
+/// The 2020 ports carry the later upstream fixes of the bugs they are known to have
+/// (pre-fixed, post-fixed, post15: see `memslot_reference::Port`),
 /// so that a run is not drowned by a bug fixed in 2020; the literal states, each with its bug,
 /// are in the zoo (`crate::zoo`). The core comes first (the self-test replaces it) and the
 /// oracle last (it names what a request changed).
@@ -66,12 +67,29 @@ pub fn implementations_with_fault(fault: memslot_core::Fault) -> Vec<Box<dyn Imp
 /// The standard set with `post15` replaced by a port broken on purpose (self-test): the same
 /// code with `MEMSLOT_SELFTEST_DELETE_KEEPS_INDEX` compiled in (`memslot_reference::Port`).
 pub fn implementations_with_broken_port() -> Vec<Box<dyn Implementation>> {
+    with_port_replaced(
+        memslot_reference::Port::Post15,
+        memslot_reference::Port::Post15SelftestDeleteKeepsIndex,
+    )
+}
+
+/// The standard set with `modern` replaced by its state broken on purpose (self-test):
+/// `MEMSLOT_SELFTEST_STALE_CACHE`, a `last_used_slot` left naming a replaced slot.
+pub fn implementations_with_broken_modern_port() -> Vec<Box<dyn Implementation>> {
+    with_port_replaced(
+        memslot_reference::Port::Modern,
+        memslot_reference::Port::ModernSelftestStaleCache,
+    )
+}
+
+fn with_port_replaced(
+    port: memslot_reference::Port,
+    broken: memslot_reference::Port,
+) -> Vec<Box<dyn Implementation>> {
     let mut impls = standard_implementations();
     for imp in impls.iter_mut() {
-        if imp.name() == memslot_reference::Port::Post15.name() {
-            *imp = Box::new(PortImpl::new(
-                memslot_reference::Port::Post15SelftestDeleteKeepsIndex,
-            ));
+        if imp.name() == port.name() {
+            *imp = Box::new(PortImpl::new(broken));
         }
     }
     impls

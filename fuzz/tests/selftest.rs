@@ -1,7 +1,8 @@
 //! Self-test: a deliberately broken core backend (memslot-core's `fault-injection` feature:
 //! five faults in the array, three in the tree's two-set swap, interval index and last-used
-//! cache), and a C port compiled with a deliberate bug (`post15` with
-//! `MEMSLOT_SELFTEST_DELETE_KEEPS_INDEX`), must be caught by the runner within a bounded number
+//! cache), and the C ports compiled with a deliberate bug (`post15` with
+//! `MEMSLOT_SELFTEST_DELETE_KEEPS_INDEX`, `modern` with `MEMSLOT_SELFTEST_STALE_CACHE`), must be
+//! caught by the runner within a bounded number
 //! of generated programs, and the report must blame the broken implementation. If the harness
 //! stopped comparing something, this fails.
 
@@ -9,8 +10,8 @@ use memslot_core::Fault;
 use memslot_diff::implementations::Implementation;
 use memslot_diff::report::disagreeing;
 use memslot_diff::runner::{
-    implementations_with_broken_port, implementations_with_fault, standard_implementations,
-    RunOptions, Runner,
+    implementations_with_broken_modern_port, implementations_with_broken_port,
+    implementations_with_fault, standard_implementations, RunOptions, Runner,
 };
 use memslot_diff::stress::{iteration_seed, program, Kind};
 
@@ -85,6 +86,16 @@ fn a_broken_port_is_caught() {
     println!(
         "{}",
         caught(broken, broken, implementations_with_broken_port)
+    );
+}
+
+#[test]
+fn a_broken_modern_port_is_caught() {
+    // modern compiled with MEMSLOT_SELFTEST_STALE_CACHE (reference/c/states/).
+    let broken = memslot_reference::Port::ModernSelftestStaleCache.name();
+    println!(
+        "{}",
+        caught(broken, broken, implementations_with_broken_modern_port)
     );
 }
 

@@ -165,5 +165,6 @@ MEMSLOT_API_DECLARE(post15_bug_below_lowest)
 MEMSLOT_API_DECLARE(post15_bug_update_absent_id)
 MEMSLOT_API_DECLARE(modern)
 MEMSLOT_API_DECLARE(modern_32k)
+MEMSLOT_API_DECLARE(modern_selftest_stale_cache)
 
 #endif /* MEMSLOT_API_H */

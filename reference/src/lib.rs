@@ -157,13 +157,16 @@ pub enum Port {
     /// (`KVM_MEM_SLOTS_NUM` = `SHRT_MAX`), allocated without guard pages. Its state copy
     /// holds the first 512 ranks and ids; requests and lookups answer in full.
     Modern32k,
+    /// [`Port::Modern`] broken on purpose, in no kernel: `kvm_replace_memslot()` leaves
+    /// `last_used_slot` naming the slot it replaces. For the harness's self-test only.
+    ModernSelftestStaleCache,
     /// The user's own copy of a port, built with `MEMSLOT_VARIANT=STATE:DIR` as that state
     /// (see [`Port::variant`]). Not in [`Port::ALL`]; only there when built.
     Variant,
 }
 
 impl Port {
-    pub const ALL: [Port; 15] = [
+    pub const ALL: [Port; 16] = [
         Port::Pre,
         Port::PreFixed,
         Port::PreBugPrepareInvalid,
@@ -179,6 +182,7 @@ impl Port {
         Port::Post15SelftestDeleteKeepsIndex,
         Port::Modern,
         Port::Modern32k,
+        Port::ModernSelftestStaleCache,
     ];
 
     /// The name reports and command lines use: `pre`, `post15-bug-stale-lru`, ...
@@ -199,6 +203,7 @@ impl Port {
             Port::Post15SelftestDeleteKeepsIndex => "post15-selftest-delete-keeps-index",
             Port::Modern => "modern",
             Port::Modern32k => "modern-32k",
+            Port::ModernSelftestStaleCache => "modern-selftest-stale-cache",
             Port::Variant => "variant",
         }
     }
@@ -237,7 +242,7 @@ impl Port {
             | Port::Post15BugBelowLowest
             | Port::Post15BugUpdateAbsentId
             | Port::Post15SelftestDeleteKeepsIndex => Family::Post15,
-            Port::Modern | Port::Modern32k => Family::Modern,
+            Port::Modern | Port::Modern32k | Port::ModernSelftestStaleCache => Family::Modern,
             Port::Variant => Port::variant().map_or(Family::Modern, |(base, _)| base.family()),
         }
     }
@@ -259,6 +264,7 @@ impl Port {
             Port::Post15SelftestDeleteKeepsIndex => &ffi::POST15_SELFTEST_DELETE_KEEPS_INDEX,
             Port::Modern => &ffi::MODERN,
             Port::Modern32k => &ffi::MODERN_32K,
+            Port::ModernSelftestStaleCache => &ffi::MODERN_SELFTEST_STALE_CACHE,
             Port::Variant => {
                 ffi::VARIANT_OF
                     .expect("no variant in this build: build with MEMSLOT_VARIANT=STATE:DIR")
@@ -563,13 +569,14 @@ impl PortVm {
         self.call(|f, kvm| unsafe { (f.set_memory_region)(kvm, region) })
     }
 
-    /// `search_memslots()`: the slot's index and a copy of it, or None for NULL or a bad AS.
+    /// `search_memslots()`: the slot's index (or [`NOT_IN_ARRAY`]) and a copy of it, or None for
+    /// NULL or a bad AS.
     pub fn search_memslots(&mut self, as_id: u16, gfn: u64) -> Option<(i32, RawSlot)> {
         let mut out = ffi::MemslotApiSlot::default();
         // SAFETY: `out` is valid for writes; the C side range-checks as_id.
         let index =
             self.call(|f, kvm| unsafe { (f.search_memslots)(kvm, as_id.into(), gfn, &mut out) });
-        (index >= 0).then(|| (index, RawSlot::from(&out)))
+        found(index).then(|| (index, RawSlot::from(&out)))
     }
 
     /// [`PortVm::search_memslots`] at each of `gfns` in turn, in one call into the port:
@@ -600,7 +607,7 @@ impl PortVm {
         });
         out.clear();
         out.extend((0..n).map(|i| {
-            let hit = (r >= 0 && index[i] >= 0).then(|| (index[i], RawSlot::from(&slots[i])));
+            let hit = (r >= 0 && found(index[i])).then(|| (index[i], RawSlot::from(&slots[i])));
             (hit, if r >= 0 { lru[i] } else { -1 })
         }));
         self.batch = (slots, index, lru);
@@ -632,7 +639,8 @@ impl PortVm {
         });
         out.clear();
         out.extend(
-            (0..n).map(|i| (r >= 0 && index[i] >= 0).then(|| (index[i], RawSlot::from(&slots[i])))),
+            (0..n)
+                .map(|i| (r >= 0 && found(index[i])).then(|| (index[i], RawSlot::from(&slots[i])))),
         );
         self.batch = (slots, index, wanted);
     }
@@ -643,7 +651,7 @@ impl PortVm {
         // SAFETY: as above; the C side range-checks as_id and id.
         let index = self
             .call(|f, kvm| unsafe { (f.id_to_memslot)(kvm, as_id.into(), id.into(), &mut out) });
-        (index >= 0).then(|| (index, RawSlot::from(&out)))
+        found(index).then(|| (index, RawSlot::from(&out)))
     }
 
     /// The ids `kvm_for_each_memslot()` visits, in order, in a buffer reused across calls.
@@ -804,6 +812,15 @@ impl PortVm {
     pub fn last_warn(&self) -> Option<&str> {
         self.last_warn.as_deref()
     }
+}
+
+/// The index a lookup of the tree-based port reports for a slot its gfn tree does not hold
+/// (a stale `last_used_slot`, a hash entry of a removed slot): found, but outside the array.
+pub const NOT_IN_ARRAY: i32 = -2;
+
+/// Whether a lookup's index says it found a slot: an array index, or [`NOT_IN_ARRAY`].
+fn found(index: i32) -> bool {
+    index >= 0 || index == NOT_IN_ARRAY
 }
 
 /// The shim's allocations this thread holds.

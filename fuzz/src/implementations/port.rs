@@ -16,7 +16,7 @@
 
 use memslot_reference::{
     ApiSlot, Family, KvmUserspaceMemoryRegion, KvmUserspaceMemoryRegion2, Port, PortVm, RawSlot,
-    RawState,
+    RawState, NOT_IN_ARRAY,
 };
 
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
@@ -111,10 +111,9 @@ impl PortImpl {
                 .take(used)
                 .filter(|e| e.has_dirty_bitmap)
                 .count() as i64;
-            slots += used as i64;
-        }
-        if !self.is_modern() {
-            slots = 0;
+            if self.is_modern() {
+                slots += used as i64;
+            }
         }
         let (held, created) = self.vm.allocations();
         let expected = created + slots + bitmaps;
@@ -152,20 +151,9 @@ impl PortImpl {
     /// one last (so that it shows as a difference). The tree-based port walks in hash order
     /// and answers ranges in ascending order; the array ports' order is kept as it is.
     fn in_array_order(&mut self, id_to_index: &[i16], ids: &mut Vec<i32>) {
-        if !self.is_modern() {
-            return;
+        if self.is_modern() {
+            sort_by_rank(&mut self.ranked, ids, |id| index_in(id_to_index, id));
         }
-        self.ranked.clear();
-        self.ranked.extend(ids.iter().map(|&id| {
-            let rank = usize::try_from(id)
-                .ok()
-                .and_then(|i| id_to_index.get(i))
-                .and_then(|&k| u32::try_from(k).ok());
-            (rank.unwrap_or(u32::MAX), id)
-        }));
-        self.ranked.sort_unstable();
-        ids.clear();
-        ids.extend(self.ranked.iter().map(|&(_, id)| id));
     }
 
     /// A range answer of the tree-based port in array order: the ranks of its ids, from the
@@ -177,9 +165,8 @@ impl PortImpl {
         }
         let a = usize::from(as_id);
         if self.index_kept.get(a) == Some(&true) {
-            let index = std::mem::take(&mut self.index_of[a]);
-            self.in_array_order(&index, out);
-            self.index_of[a] = index;
+            let index = &self.index_of[a];
+            sort_by_rank(&mut self.ranked, out, |id| index_in(index, id));
             return;
         }
         self.range_ids.clear();
@@ -188,15 +175,13 @@ impl PortImpl {
         let mut hits = std::mem::take(&mut self.id_hits);
         self.vm
             .id_to_memslot_each(as_id, &self.range_ids, &mut hits);
-        self.ranked.clear();
-        self.ranked.extend(out.iter().zip(&hits).map(|(&id, hit)| {
-            let rank = hit.and_then(|(k, _)| u32::try_from(k).ok());
-            (rank.unwrap_or(u32::MAX), id)
-        }));
+        let mut answers = hits.iter();
+        sort_by_rank(&mut self.ranked, out, |_| {
+            answers
+                .next()
+                .and_then(|hit| hit.and_then(|(k, _)| u32::try_from(k).ok()))
+        });
         self.id_hits = hits;
-        self.ranked.sort_unstable();
-        out.clear();
-        out.extend(self.ranked.iter().map(|&(_, id)| id));
     }
 
     /// post15's states reset a hint past the array on delete (0774a964ef56) or, without that
@@ -296,7 +281,7 @@ impl Implementation for PortImpl {
     fn leaves_lockstep(&self, op: &Op) -> Option<&'static str> {
         match op {
             Op::KSet(r) if self.is_modern() && checks_private_hva(r) => Some(
-                "09d952c971a5 (v5.12) checks the host address of private slots too: an \
+                "09d952c971a5 checks the host address of private slots too: an \
                  unaligned or out-of-range userspace_addr is -EINVAL there",
             ),
             _ => None,
@@ -429,9 +414,11 @@ impl Implementation for PortImpl {
         self.in_array_order(&state.id_to_index, &mut walk);
         if self.is_modern() {
             let a = usize::from(as_id);
-            self.index_of[a].clear();
-            self.index_of[a].extend_from_slice(&state.id_to_index);
-            self.index_kept[a] = true;
+            keep_index(
+                &mut self.index_of[a],
+                &mut self.index_kept[a],
+                &state.id_to_index,
+            );
         }
         out.walk = walk;
         out.lru = self.compares_lru().then_some(i64::from(state.lru_slot));
@@ -503,11 +490,14 @@ impl Implementation for PortImpl {
         self.vm.walk(as_id);
         let state = self.vm.last_state();
         let entries = &state.entries[..used.min(state.entries.len())];
-        if self.port.family() == Family::Modern {
+        let modern = self.port.family() == Family::Modern;
+        if modern {
             let a = usize::from(as_id);
-            self.index_of[a].clear();
-            self.index_of[a].extend_from_slice(state.id_to_index);
-            self.index_kept[a] = true;
+            keep_index(
+                &mut self.index_of[a],
+                &mut self.index_kept[a],
+                state.id_to_index,
+            );
         }
         self.quick_used = entries.len();
         let index_is_inverse = entries.iter().enumerate().all(|(i, e)| {
@@ -517,18 +507,12 @@ impl Implementation for PortImpl {
                 .is_some_and(|&k| usize::try_from(k) == Ok(i))
         });
         let walk = self.vm.last_walk();
-        let walk_is_array = if self.port.family() == Family::Modern {
-            // Hash order: the walk is the array's ids if its ids' indices are 0..used.
+        let walk_is_array = if modern {
+            // Hash order: the walk is the array's ids if, put in array order, their indices
+            // are 0..used (the index is the inverse of the array, checked above).
             walk.len() == entries.len() && {
-                self.ranked.clear();
-                self.ranked.extend(walk.iter().map(|&w| {
-                    let k = usize::try_from(w)
-                        .ok()
-                        .and_then(|id| state.id_to_index.get(id))
-                        .and_then(|&k| u32::try_from(k).ok());
-                    (k.unwrap_or(u32::MAX), 0)
-                }));
-                self.ranked.sort_unstable();
+                let ids = walk.iter().map(|&w| i32::from(w));
+                rank_sorted(&mut self.ranked, ids, |id| index_in(state.id_to_index, id));
                 self.ranked
                     .iter()
                     .enumerate()
@@ -554,7 +538,11 @@ impl Implementation for PortImpl {
         // The quick part of `check_raw` (used_slots in range, a dirty bitmap exactly on the
         // used entries with dirty logging) is implied by the agreement: used_slots passed the
         // generic range check, and the used entries equal the others' byte for byte,
-        // has_dirty_bitmap included (see `oracle::packed_slot`).
+        // has_dirty_bitmap included (see `oracle::packed_slot`). Its cache check is not: the
+        // tree-based port's hint is not compared.
+        if self.is_modern() && self.vm.last_state().lru_slot == NOT_IN_ARRAY {
+            return false;
+        }
         if !full {
             return true;
         }
@@ -601,6 +589,11 @@ fn check_raw(family: Family, s: &RawState, full: bool) -> Result<(), String> {
         .ok_or_else(|| format!("used_slots is {}", s.used_slots))?;
     if s.id_to_index.len() != slots_num {
         return Err(format!("id_to_index has {} entries", s.id_to_index.len()));
+    }
+    if family == Family::Modern && s.lru_slot == NOT_IN_ARRAY {
+        // No lookup may find it (a stale pointer, a freed slot): what the kernel clears in
+        // kvm_replace_memslot().
+        return Err("last_used_slot points at a slot the gfn tree does not hold".to_string());
     }
     if s.capacity < used {
         return Err(format!(
@@ -688,7 +681,7 @@ fn check_raw(family: Family, s: &RawState, full: bool) -> Result<(), String> {
 }
 
 /// Whether an in-kernel request for a private id fails 09d952c971a5's host address check
-/// (`__kvm_set_memory_region()` since v5.12: page aligned, untagged, `access_ok()`), which
+/// (`__kvm_set_memory_region()` since then: page aligned, untagged, `access_ok()`), which
 /// 2020's code applies to user ids only.
 fn checks_private_hva(r: &Region) -> bool {
     let hva = r.userspace_addr;
@@ -698,4 +691,41 @@ fn checks_private_hva(r: &Region) -> bool {
     // Past the ids and address spaces a VM has, every state refuses the request alike.
     let names_a_slot = r.id() < KVM_MEM_SLOTS_NUM && r.as_id() < KVM_ADDRESS_SPACE_NUM;
     names_a_slot && r.id() >= KVM_USER_MEM_SLOTS && (hva % PAGE_SIZE != 0 || !access_ok)
+}
+
+/// `(rank, id)` of each of `ids` in `ranked` (a reused buffer), sorted: the rank `rank_of`
+/// gives it (asked once per id, in order), an id without one last.
+fn rank_sorted(
+    ranked: &mut Vec<(u32, i32)>,
+    ids: impl Iterator<Item = i32>,
+    mut rank_of: impl FnMut(i32) -> Option<u32>,
+) {
+    ranked.clear();
+    ranked.extend(ids.map(|id| (rank_of(id).unwrap_or(u32::MAX), id)));
+    ranked.sort_unstable();
+}
+
+/// `ids` in array order (see [`rank_sorted`]): how a walk or a range answer is compared.
+fn sort_by_rank(
+    ranked: &mut Vec<(u32, i32)>,
+    ids: &mut Vec<i32>,
+    rank_of: impl FnMut(i32) -> Option<u32>,
+) {
+    rank_sorted(ranked, ids.drain(..), rank_of);
+    ids.extend(ranked.iter().map(|&(_, id)| id));
+}
+
+/// The index `id_to_index` gives `id`, if it has one.
+fn index_in(id_to_index: &[i16], id: i32) -> Option<u32> {
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| id_to_index.get(i))
+        .and_then(|&k| u32::try_from(k).ok())
+}
+
+/// Keeps a state copy's index for ranking range answers until the next request.
+fn keep_index(kept: &mut Vec<i16>, valid: &mut bool, id_to_index: &[i16]) {
+    kept.clear();
+    kept.extend_from_slice(id_to_index);
+    *valid = true;
 }
