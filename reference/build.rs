@@ -288,6 +288,7 @@ const API_FUNCTIONS: &[(&str, &str)] = &[
         "create_guest_memfd",
         "(kvm: *mut Kvm, size: u64, flags: u64) -> i32",
     ),
+    ("mem_slots_num", "() -> i32"),
 ];
 
 /// `$OUT_DIR/port_states.rs`: for each `c/states/<state>.c`, the extern declarations of its C

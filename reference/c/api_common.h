@@ -96,4 +96,10 @@ const char *API(last_warn)(void)
 	return shim_last_warn;
 }
 
+/* KVM_MEM_SLOTS_NUM of this state: the ids id_to_index[] and the walks cover. */
+int API(mem_slots_num)(void)
+{
+	return KVM_MEM_SLOTS_NUM;
+}
+
 #endif /* MEMSLOT_API_COMMON_H */

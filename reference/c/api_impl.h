@@ -298,18 +298,21 @@ static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *o
 
 	if (!api_as_id_ok(as_id))
 		return -EINVAL;
+	out->slots_num = KVM_MEM_SLOTS_NUM;
+	if (out->room < KVM_MEM_SLOTS_NUM)
+		return -ENOSPC;
 	slots = __kvm_memslots(kvm, as_id);
 	out->generation = slots->generation;
 	out->used_slots = slots->used_slots;
 	out->lru_slot = atomic_read(&slots->lru_slot);
 	out->capacity = api_capacity(slots);
 	n = max_entries < out->capacity ? max_entries : out->capacity;
-	if (n > MEMSLOT_API_SLOTS_NUM)
-		n = MEMSLOT_API_SLOTS_NUM;
+	if (n > out->room)
+		n = out->room;
 	for (i = 0; i < n; i++)
 		api_copy_slot(&out->entries[i], &slots->memslots[i]);
 	out->nr_copied = n;
-	memcpy(out->id_to_index, slots->id_to_index, sizeof(out->id_to_index));
+	memcpy(out->id_to_index, slots->id_to_index, sizeof(slots->id_to_index));
 	return 0;
 }
 

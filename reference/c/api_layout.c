@@ -23,6 +23,8 @@ void memslot_api_layout(struct memslot_api_layout *out)
 	out->state_lru_slot = offsetof(struct memslot_api_state, lru_slot);
 	out->state_capacity = offsetof(struct memslot_api_state, capacity);
 	out->state_nr_copied = offsetof(struct memslot_api_state, nr_copied);
+	out->state_room = offsetof(struct memslot_api_state, room);
+	out->state_slots_num = offsetof(struct memslot_api_state, slots_num);
 	out->state_entries = offsetof(struct memslot_api_state, entries);
 	out->state_id_to_index = offsetof(struct memslot_api_state, id_to_index);
 	out->fault_size = sizeof(struct memslot_api_fault);

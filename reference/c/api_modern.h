@@ -21,12 +21,6 @@
 #define API_RELEASE(kvm) free((kvm)->shim_api)
 #include "api_common.h"
 
-/*
- * A state with more slots than the API's 512 (today's x86, modern_32k) answers every
- * request and lookup in full; its state copy holds the first 512 ranks and ids.
- */
-_Static_assert(KVM_MEM_SLOTS_NUM >= MEMSLOT_API_SLOTS_NUM, "API slot count");
-
 /* The address spaces this VM has: one without SMM (a VM with private memory). */
 static int api_space_ok(struct kvm *kvm, int as_id)
 {
@@ -416,7 +410,7 @@ API_GUARDED(hva_range_memslots,
  * each slot of the gfn tree, the rank of the slot id_to_memslot() finds for its id (so
  * a hash entry naming another object shows at once); -1 for every other id.  An id the
  * hash holds but the trees do not is check_structure()'s to find (the full checks), and
- * the probes' id queries': asking all 512 ids here cost more than the port's requests.
+ * the probes' id queries': asking every id here cost more than the port's requests.
  */
 API_UNTRACED
 static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *out,
@@ -429,6 +423,9 @@ static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *o
 
 	if (!api_space_ok(kvm, as_id))
 		return -EINVAL;
+	out->slots_num = KVM_MEM_SLOTS_NUM;
+	if (out->room < KVM_MEM_SLOTS_NUM)
+		return -ENOSPC;
 	slots = __kvm_memslots(kvm, as_id);
 	r = api_ranks(kvm, as_id);
 	out->generation = slots->generation;
@@ -436,18 +433,18 @@ static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *o
 	out->lru_slot = api_lru(kvm, as_id);
 	out->capacity = (uint32_t)api_ranked(r);
 	n = max_entries < out->capacity ? max_entries : out->capacity;
-	if (n > MEMSLOT_API_SLOTS_NUM)
-		n = MEMSLOT_API_SLOTS_NUM;
+	if (n > out->room)
+		n = out->room;
 	for (i = 0; i < n; i++)
 		api_copy_slot(&out->entries[i], r->slot[i]);
 	out->nr_copied = n;
-	for (id = 0; id < MEMSLOT_API_SLOTS_NUM; id++)
+	for (id = 0; id < KVM_MEM_SLOTS_NUM; id++)
 		out->id_to_index[id] = -1;
 	for (i = 0; i < (uint32_t)api_ranked(r); i++) {
 		struct kvm_memory_slot *slot;
 
 		id = r->slot[i]->id;
-		if (id < 0 || id >= MEMSLOT_API_SLOTS_NUM)
+		if (id < 0 || id >= KVM_MEM_SLOTS_NUM)
 			continue;
 		slot = id_to_memslot(slots, id);
 		if (slot == r->slot[i])

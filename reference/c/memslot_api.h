@@ -17,7 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* KVM_MEM_SLOTS_NUM and KVM_ADDRESS_SPACE_NUM on x86, the ports' arch. */
+/*
+ * KVM_MEM_SLOTS_NUM and KVM_ADDRESS_SPACE_NUM on the 2020 ports' x86 (the
+ * modern-32k state has SHRT_MAX slots: API(mem_slots_num) says which).
+ */
 #define MEMSLOT_API_SLOTS_NUM 512
 #define MEMSLOT_API_ADDRESS_SPACE_NUM 2
 
@@ -83,15 +86,22 @@ int memslot_shim_guarded(void);
 /* The shim's allocations this thread made and has not freed. */
 int64_t memslot_shim_live_allocations(void);
 
-/* One struct kvm_memslots: header, the first nr_copied entries, the index. */
+/*
+ * One struct kvm_memslots: the header, the first nr_copied entries and the
+ * index, into the caller's buffers of `room` entries each.  The port's
+ * KVM_MEM_SLOTS_NUM (API(mem_slots_num)) is always room enough; less is
+ * refused with -ENOSPC, so that no id is silently left out of the index.
+ */
 struct memslot_api_state {
 	uint64_t generation;
 	int32_t used_slots;
 	int32_t lru_slot;
 	uint32_t capacity;  /* entries allocated in memslots[] */
 	uint32_t nr_copied; /* entries copied into entries[] */
-	struct memslot_api_slot entries[MEMSLOT_API_SLOTS_NUM];
-	int16_t id_to_index[MEMSLOT_API_SLOTS_NUM];
+	uint32_t room;      /* in: entries[] and id_to_index[] hold this many */
+	uint32_t slots_num; /* out: KVM_MEM_SLOTS_NUM, the ids id_to_index[] gives */
+	struct memslot_api_slot *entries;
+	int16_t *id_to_index;
 };
 
 /* sizeof and offsetof of the structs above, as this compiler laid them out. */
@@ -101,7 +111,8 @@ struct memslot_api_layout {
 	uint64_t slot_size, slot_base_gfn, slot_npages, slot_userspace_addr, slot_flags,
 		slot_id, slot_has_dirty_bitmap;
 	uint64_t state_size, state_generation, state_used_slots, state_lru_slot,
-		state_capacity, state_nr_copied, state_entries, state_id_to_index;
+		state_capacity, state_nr_copied, state_room, state_slots_num, state_entries,
+		state_id_to_index;
 	uint64_t fault_size, fault_addr, fault_alloc_start, fault_alloc_size, fault_kind,
 		fault_is_write, fault_function;
 	uint64_t region2_size, region2_userspace_addr, region2_guest_memfd_offset,
@@ -149,7 +160,8 @@ struct kvm;
 	struct kvm *memslot_##port##_create_vm_type(unsigned long type, int *error);          \
 	int memslot_##port##_ioctl_set_memory_region2(struct kvm *kvm,                        \
 						      const struct memslot_api_region2 *mem); \
-	int memslot_##port##_create_guest_memfd(struct kvm *kvm, uint64_t size, uint64_t flags);
+	int memslot_##port##_create_guest_memfd(struct kvm *kvm, uint64_t size, uint64_t flags); \
+	int memslot_##port##_mem_slots_num(void);
 
 MEMSLOT_API_DECLARE(pre)
 MEMSLOT_API_DECLARE(pre_fixed)

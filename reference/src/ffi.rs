@@ -5,8 +5,6 @@
 use std::ffi::c_char;
 use std::mem::{offset_of, size_of};
 
-pub const MEMSLOT_API_SLOTS_NUM: usize = 512;
-
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MemslotApiRegion {
@@ -43,6 +41,8 @@ pub struct MemslotApiSlot {
     pub reserved: u8,
 }
 
+/// `struct memslot_api_state`: the header, and the caller's buffers the entries and the
+/// index are copied into (`room` entries each; less than `KVM_MEM_SLOTS_NUM` is -ENOSPC).
 #[repr(C)]
 pub struct MemslotApiState {
     pub generation: u64,
@@ -50,8 +50,10 @@ pub struct MemslotApiState {
     pub lru_slot: i32,
     pub capacity: u32,
     pub nr_copied: u32,
-    pub entries: [MemslotApiSlot; MEMSLOT_API_SLOTS_NUM],
-    pub id_to_index: [i16; MEMSLOT_API_SLOTS_NUM],
+    pub room: u32,
+    pub slots_num: u32,
+    pub entries: *mut MemslotApiSlot,
+    pub id_to_index: *mut i16,
 }
 
 /// `MEMSLOT_API_FAULTED`: what a call returns when the port faulted in a guard page.
@@ -86,7 +88,7 @@ impl Default for MemslotApiFault {
 pub struct MemslotApiLayout {
     pub region: [u64; 6],
     pub slot: [u64; 7],
-    pub state: [u64; 8],
+    pub state: [u64; 10],
     pub fault: [u64; 7],
     pub region2: [u64; 5],
 }
@@ -137,6 +139,7 @@ pub struct PortFns {
     pub create_vm_type: unsafe extern "C" fn(u64, *mut i32) -> *mut Kvm,
     pub ioctl_set_memory_region2: unsafe extern "C" fn(*mut Kvm, *const MemslotApiRegion2) -> i32,
     pub create_guest_memfd: unsafe extern "C" fn(*mut Kvm, u64, u64) -> i32,
+    pub mem_slots_num: unsafe extern "C" fn() -> i32,
 }
 
 // The extern declarations and the `PortFns` table of every port state in `c/states/`
@@ -176,6 +179,8 @@ fn rust_layout() -> MemslotApiLayout {
             u(offset_of!(St, lru_slot)),
             u(offset_of!(St, capacity)),
             u(offset_of!(St, nr_copied)),
+            u(offset_of!(St, room)),
+            u(offset_of!(St, slots_num)),
             u(offset_of!(St, entries)),
             u(offset_of!(St, id_to_index)),
         ],

@@ -39,8 +39,9 @@ pub enum MrChange {
     FlagsOnly = 3,
 }
 
-/// KVM_MEM_SLOTS_NUM on x86: 509 user + 3 private slots.
-pub const KVM_MEM_SLOTS_NUM: usize = ffi::MEMSLOT_API_SLOTS_NUM;
+/// KVM_MEM_SLOTS_NUM on the 2020 ports' x86: 509 user + 3 private slots (the modern-32k
+/// state has `SHRT_MAX`: [`PortVm::mem_slots_num`] says each state's).
+pub const KVM_MEM_SLOTS_NUM: usize = 512;
 /// KVM_USER_MEM_SLOTS on x86.
 pub const KVM_USER_MEM_SLOTS: usize = 509;
 /// KVM_ADDRESS_SPACE_NUM on x86 (address space 1 is SMM).
@@ -78,8 +79,8 @@ pub struct StateRef<'a> {
     pub capacity: usize,
     /// `memslots[0 .. min(capacity, max_entries)]`.
     pub entries: &'a [ApiSlot],
-    /// All `KVM_MEM_SLOTS_NUM` values of `id_to_index[]`.
-    pub id_to_index: &'a [i16; KVM_MEM_SLOTS_NUM],
+    /// All `KVM_MEM_SLOTS_NUM` values of `id_to_index[]` (the state's own count).
+    pub id_to_index: &'a [i16],
 }
 
 impl StateRef<'_> {
@@ -99,8 +100,50 @@ impl StateRef<'_> {
 thread_local! {
     /// State buffers of dropped VMs, reused by the next ones: a fuzzer creates VMs for every
     /// input, and a zeroed 17 KiB allocation each time is measurable under AddressSanitizer.
-    static SPARE_STATES: std::cell::RefCell<Vec<Box<ffi::MemslotApiState>>> =
+    static SPARE_STATES: std::cell::RefCell<Vec<StateBuffer>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// What a state copy is written into: the header, and `KVM_MEM_SLOTS_NUM` entries and index
+/// values of the VM's state (512, or 32,767 for modern-32k).
+struct StateBuffer {
+    header: ffi::MemslotApiState,
+    entries: Vec<ApiSlot>,
+    id_to_index: Vec<i16>,
+}
+
+impl StateBuffer {
+    /// A spare buffer with room for `slots` ids, or a new one.
+    fn take(slots: usize) -> StateBuffer {
+        let spare = SPARE_STATES.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let i = spare.iter().position(|b| b.entries.len() == slots)?;
+            Some(spare.swap_remove(i))
+        });
+        spare.unwrap_or_else(|| StateBuffer {
+            header: ffi::MemslotApiState {
+                generation: 0,
+                used_slots: 0,
+                lru_slot: 0,
+                capacity: 0,
+                nr_copied: 0,
+                room: 0,
+                slots_num: 0,
+                entries: std::ptr::null_mut(),
+                id_to_index: std::ptr::null_mut(),
+            },
+            entries: vec![ApiSlot::default(); slots],
+            id_to_index: vec![0; slots],
+        })
+    }
+
+    /// The header, pointing at this buffer's arrays, for the C side to fill.
+    fn header(&mut self) -> *mut ffi::MemslotApiState {
+        self.header.room = self.entries.len() as u32;
+        self.header.entries = self.entries.as_mut_ptr();
+        self.header.id_to_index = self.id_to_index.as_mut_ptr();
+        &mut self.header
+    }
 }
 
 /// Which port a state belongs to: what its array and index look like.
@@ -154,8 +197,7 @@ pub enum Port {
     /// `KVM_SET_USER_MEMORY_REGION2` and guest_memfd bindings.
     Modern,
     /// [`Port::Modern`] at today's x86 slot count: 32,764 user slots and 3 private ones
-    /// (`KVM_MEM_SLOTS_NUM` = `SHRT_MAX`), allocated without guard pages. Its state copy
-    /// holds the first 512 ranks and ids; requests and lookups answer in full.
+    /// (`KVM_MEM_SLOTS_NUM` = `SHRT_MAX`), allocated without guard pages.
     Modern32k,
     /// [`Port::Modern`] broken on purpose, in no kernel: `kvm_replace_memslot()` leaves
     /// `last_used_slot` naming the slot it replaces. For the harness's self-test only.
@@ -410,9 +452,11 @@ pub struct PortVm {
     last_warn: Option<String>,
     /// The first out-of-bounds access caught: from then on, no call reaches the C VM.
     fault: Option<OutOfBounds>,
-    /// Reused buffer for state copies (17 KiB): avoids an allocation per snapshot.
-    /// `None` only while being dropped.
-    state: Option<Box<ffi::MemslotApiState>>,
+    /// `KVM_MEM_SLOTS_NUM` of the port state: the ids its index and walks cover.
+    slots_num: usize,
+    /// Reused buffer for state copies (17 KiB at 512 slots): avoids an allocation per
+    /// snapshot. `None` only while being dropped.
+    state: Option<StateBuffer>,
     /// Reused buffer for [`PortVm::walk`].
     walk: Vec<i16>,
     /// Reused buffer for the range queries.
@@ -455,17 +499,17 @@ impl PortVm {
 
     fn wrap(port: Port, kvm: NonNull<ffi::Kvm>, live: i64) -> PortVm {
         let created_allocations = live_allocations() - live;
+        // SAFETY: a constant of the state.
+        let slots_num = usize::try_from(unsafe { (port.fns().mem_slots_num)() })
+            .expect("KVM_MEM_SLOTS_NUM");
         PortVm {
             port,
             kvm,
+            slots_num,
             warns: 0,
             last_warn: None,
             fault: None,
-            state: Some(
-                SPARE_STATES
-                    .with(|spare| spare.borrow_mut().pop())
-                    .unwrap_or_else(zeroed_state),
-            ),
+            state: Some(StateBuffer::take(slots_num)),
             walk: Vec::new(),
             ranges: Vec::new(),
             batch: Default::default(),
@@ -478,6 +522,12 @@ impl PortVm {
     /// port's arrays plus one dirty bitmap per slot that logs dirty pages. More is a leak.
     pub fn allocations(&self) -> (i64, i64) {
         (self.allocations, self.created_allocations)
+    }
+
+    /// `KVM_MEM_SLOTS_NUM` of the port state: 512 on the 2020 ports' x86, `SHRT_MAX` for
+    /// modern-32k. Ids below it have an `id_to_index[]` value in every state copy.
+    pub fn mem_slots_num(&self) -> usize {
+        self.slots_num
     }
 
     pub fn port(&self) -> Port {
@@ -657,7 +707,7 @@ impl PortVm {
     /// The ids `kvm_for_each_memslot()` visits, in order, in a buffer reused across calls.
     pub fn walk(&mut self, as_id: u16) -> &[i16] {
         let mut ids = std::mem::take(&mut self.walk);
-        ids.resize(KVM_MEM_SLOTS_NUM, 0);
+        ids.resize(self.slots_num, 0);
         let cap = ids.len() as i32;
         // SAFETY: `ids` holds `cap` entries; the walk visits at most KVM_MEM_SLOTS_NUM.
         let n = self.call(|f, kvm| unsafe {
@@ -699,7 +749,7 @@ impl PortVm {
     fn range(&mut self, as_id: u16, start: u64, end: u64, hva: bool) -> &[i16] {
         // A buffer kept across queries: no allocation of 512 entries per query.
         let mut ids = std::mem::take(&mut self.ranges);
-        ids.resize(KVM_MEM_SLOTS_NUM, 0);
+        ids.resize(self.slots_num, 0);
         let cap = ids.len() as i32;
         // SAFETY: `ids` holds `cap` entries and the C side writes at most `cap`.
         let n = self.call(|f, kvm| unsafe {
@@ -731,10 +781,11 @@ impl PortVm {
     ///
     /// Panics if `as_id` is not an address space (a caller bug, not a kernel behaviour).
     pub fn state_ref(&mut self, as_id: u16, max_entries: usize) -> StateRef<'_> {
-        let max = max_entries.min(KVM_MEM_SLOTS_NUM) as u32;
+        let max = max_entries.min(self.slots_num) as u32;
         let mut buffer = self.state.take().expect("state buffer");
-        let state: *mut ffi::MemslotApiState = &mut *buffer;
-        // SAFETY: `state` points at an owned, properly sized buffer.
+        let state = buffer.header();
+        // SAFETY: `state` points at an owned header whose arrays hold `room` entries each,
+        // KVM_MEM_SLOTS_NUM of the state (so it never answers -ENOSPC).
         let r = self.call(|f, kvm| unsafe { (f.get_state)(kvm, as_id.into(), state, max) });
         self.state = Some(buffer);
         // After a fault the buffer keeps the previous copy; the caller checks `fault()`.
@@ -748,14 +799,15 @@ impl PortVm {
     /// The state copied by the last [`PortVm::state_ref`] (or [`PortVm::state`]), without a
     /// new copy.
     pub fn last_state(&self) -> StateRef<'_> {
-        let s = self.state.as_deref().expect("state buffer");
+        let b = self.state.as_ref().expect("state buffer");
+        let s = &b.header;
         StateRef {
             generation: s.generation,
             used_slots: s.used_slots,
             lru_slot: s.lru_slot,
             capacity: s.capacity as usize,
-            entries: &s.entries[..(s.nr_copied as usize).min(KVM_MEM_SLOTS_NUM)],
-            id_to_index: &s.id_to_index,
+            entries: &b.entries[..(s.nr_copied as usize).min(b.entries.len())],
+            id_to_index: &b.id_to_index,
         }
     }
 
@@ -851,11 +903,6 @@ impl fmt::Debug for PortVm {
             .field("warns", &self.warns)
             .finish()
     }
-}
-
-fn zeroed_state() -> Box<ffi::MemslotApiState> {
-    // SAFETY: every field is an integer or an array of integers: all-zero is valid.
-    unsafe { Box::new(std::mem::zeroed()) }
 }
 
 fn assert_layout_once() {

@@ -940,11 +940,15 @@ fn modern_32k_holds_todays_x86_slot_count() {
             "gap above {id}"
         );
     }
-    assert_eq!(
-        vm.walk(0).len(),
-        KVM_MEM_SLOTS_NUM,
-        "the walk's copy stops at the API's 512"
-    );
+    let all = usize::from(USER + 3);
+    assert_eq!(vm.mem_slots_num(), all, "KVM_MEM_SLOTS_NUM is SHRT_MAX");
+    assert_eq!(vm.walk(0).len(), all, "the walk visits every slot");
+    let state = vm.state_ref(1, all);
+    assert_eq!((state.used_slots, state.entries.len()), (all as i32, all));
+    assert_eq!(state.id_to_index.len(), all, "an index value for every id");
+    for (rank, entry) in state.entries.iter().enumerate() {
+        assert_eq!(state.id_to_index[entry.id as usize], rank as i16, "id {}", entry.id);
+    }
     assert_eq!(vm.allocations().0, created + 2 * i64::from(USER + 3));
     for as_id in 0..2 {
         for id in 0..USER + 3 {
