@@ -2,7 +2,7 @@
 //! process: the memslot core (`core`), its tree backend (`tree`), the C ports (`pre`, `post`
 //! and `post15`, with `pre-fixed` and `post-fixed`, the harness's standard set), the port of
 //! today's tree-based code (`modern`) and the oracle, at 8, 64 and 509 slots; at 32,764 (today's
-//! x86 limit) the core and the tree with that `ArchLimits` and the modern port built for it
+//! x86 limit, the x86-32k profile) the core and the tree at those limits and the modern port built for it
 //! (`modern-32k`; the 2020 ports' arrays stop at 512). The last column compares the modern port
 //! with the Rust tree, the design it ports.
 //!
@@ -36,18 +36,18 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
-use memslot_core::ArchLimits;
 use memslot_diff::implementations::core::CoreImpl;
 use memslot_diff::implementations::oracle::Oracle;
 use memslot_diff::implementations::port::PortImpl;
 use memslot_diff::implementations::tree::TreeImpl;
 use memslot_diff::implementations::Implementation;
+use memslot_diff::ArchProfile;
 use memslot_diff::ops::{Region, KVM_MEM_LOG_DIRTY_PAGES, KVM_USER_MEM_SLOTS, PAGE_SIZE};
 use memslot_reference::Port;
 
 /// Sizes every implementation runs at; the last is the x86 user limit.
 const SIZES: [usize; 3] = [8, 64, 509];
-/// The later kernel's x86 user limit (32767 ids - 3 private): the core alone.
+/// The later kernel's x86 user limit (32767 ids - 3 private): x86-32k's implementations.
 const LARGE: usize = 32_764;
 /// The lowest slot's first GFN: room below it for the "miss below" lookups.
 const BASE_GFN: u64 = 0x10_0000;
@@ -144,12 +144,12 @@ fn subjects(n: usize) -> Vec<Subject> {
     let all = [
         Subject {
             name: "core",
-            make: |n| Box::new(CoreImpl::with_limits(limits(n))),
+            make: |n| Box::new(CoreImpl::with_arch(arch(n))),
             fits: any_size,
         },
         Subject {
             name: "tree",
-            make: |n| Box::new(TreeImpl::with_limits(limits(n))),
+            make: |n| Box::new(TreeImpl::with_arch(arch(n))),
             fits: any_size,
         },
         Subject {
@@ -212,11 +212,12 @@ fn modern_at(n: usize) -> &'static str {
     }
 }
 
-fn limits(n: usize) -> ArchLimits {
-    if n <= usize::from(KVM_USER_MEM_SLOTS) {
-        ArchLimits::X86_64
+/// The profile that holds `n` user slots (`LARGE` is x86-32k's count).
+fn arch(n: usize) -> ArchProfile {
+    if x86_2020(n) {
+        ArchProfile::X86_512
     } else {
-        ArchLimits::custom(n as u16, 3, 2)
+        ArchProfile::X86_32k
     }
 }
 

@@ -1,12 +1,12 @@
 //! The `memslot-diff` command line tool (`cargo memslot-diff ...`).
 //!
 //! ```text
-//! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant] FILE|DIR...
+//! memslot-diff replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant | --arch A] FILE|DIR...
 //! memslot-diff fmt [--target T] ARTIFACT
 //! memslot-diff encode [--target T] SCENARIO OUTPUT
-//! memslot-diff minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant] [--time T] FILE
+//! memslot-diff minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant | --arch A] [--time T] FILE
 //! memslot-diff generate --seed S [--kind short|realistic|long]
-//! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed] | --variant]
+//! memslot-diff stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed] | --variant | --arch A]
 //!                     [--generator steered|random] [--json]
 //! memslot-diff seed-corpus [--corpus DIR] [--out DIR]
 //! memslot-diff throughput [--targets a,b,...] [--time T] [--write-inputs DIR] [--json FILE]
@@ -31,17 +31,20 @@ use crate::scenario;
 use crate::stress;
 use crate::targets::Target;
 use crate::zoo::{Generator, Lockstep};
+use crate::ArchProfile;
 
 const USAGE: &str = "\
 usage: memslot-diff <command> [options]
 
 commands:
-  replay [--json] [--summary] [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant]
-         FILE|DIR...
+  replay [--json] [--summary] [--target T] [--text|--bytes]
+         [--zoo BUG [--fixed] | --variant | --arch A] FILE|DIR...
         Run scenario files or fuzz artifacts (detected per file) on every implementation
         and print the divergence report, if any. --zoo compares core, tree and oracle with
         that zoo bug's state (or, with --fixed, its fixed state) instead of the standard set;
         --variant adds your own variant of a port to it (built with MEMSLOT_VARIANT=STATE:DIR).
+        --arch x86-32k runs at today's x86 limits (32,764 user slots: core, modern-32k, tree,
+        oracle; the 2020 ports cannot): a scenario's 'arch' line chooses it too.
         --json prints every implementation's state after every step. --summary prints the '# expect:' line of each file. --target
         (differential, lookups, requests) chooses how artifacts decode; by default it is taken
         from the path (corpus/<target>/... or artifacts/<target>/...), else differential.
@@ -49,19 +52,21 @@ commands:
         Print the scenario text of a fuzz input.
   encode [--target T] SCENARIO OUTPUT
         Write the byte form of a scenario (a fuzz input that decodes to the same program).
-  minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant] [--time T] FILE
+  minimize [--target T] [--text|--bytes] [--zoo BUG [--fixed] | --variant | --arch A]
+           [--time T] FILE
         Shrink a diverging scenario or fuzz artifact by whole operations while it diverges
         with the same signature, and print the result as scenario text. The search stops
         when no single operation can go, or after T (default 60s) with the best so far.
   generate --seed S [--kind short|realistic|long]
         Print the program the stress generator builds from a seed.
-  stress [--seed S] (--time T | --iters N) [--out DIR] [--zoo BUG [--fixed] | --variant]
-         [--generator steered|random] [--json]
+  stress [--seed S] (--time T | --iters N) [--out DIR]
+         [--zoo BUG [--fixed] | --variant | --arch A] [--generator steered|random] [--json]
         Generate and check programs without libFuzzer until the budget is spent (T: 30s,
         5m, 1h) or the implementations diverge; the failing scenario is written to DIR
         (default: target/memslot-diff/). --zoo runs a zoo bug's state (--fixed: its fixed
-        state); --generator random draws the eval baseline's programs; --json ends with one
-        line of JSON: detected, seconds, programs, ops.
+        state); --arch x86-32k generates and runs at today's x86 limits; --generator random
+        draws the eval baseline's programs; --json ends with one line of JSON: detected,
+        seconds, programs, ops.
   seed-corpus [--corpus DIR] [--out DIR]
         Convert corpus/<target>/{seeds,regressions} to libFuzzer inputs in
         fuzz/corpus/<target>/ (what `cargo fuzz run <target>` starts from).
@@ -94,6 +99,8 @@ commands:
 
 zoo bugs (--zoo; MEMSLOT_DIFF_ZOO=BUG[:fixed] for the fuzz targets): stale-lru, empty-array,
   below-lowest, below-lowest-full, prepare-invalid, update-absent-id.
+arch profiles (--arch; MEMSLOT_DIFF_ARCH for the fuzz targets): x86-512 (the default: 509 user
+  + 3 private slots, v5.6-v5.11), x86-32k (32,764 + 3, v5.12 onward).
 
 exit status: 0 all implementations agree, 1 divergence, 2 bad input or usage";
 
@@ -234,6 +241,16 @@ impl Args {
     /// artifacts are decoded as the environment says, as the fuzzer that wrote them did.
     fn lockstep(&self) -> Result<(Lockstep, Generator), String> {
         let command = self.command;
+        let arch = self
+            .value("arch")
+            .map(|name| ArchProfile::parse(name).map_err(|e| format!("{command}: --arch: {e}")))
+            .transpose()?;
+        if arch.is_some() && (self.value("zoo").is_some() || self.flag("variant")) {
+            return Err(format!(
+                "{command}: --arch with --zoo or --variant: those locksteps have their own \
+                 profile (a variant of modern_32k runs at x86-32k)"
+            ));
+        }
         let lockstep = match self.value("zoo") {
             Some(name) => {
                 let bug = crate::zoo::bug(name).ok_or_else(|| {
@@ -256,7 +273,10 @@ impl Args {
             None if self.flag("variant") => {
                 Lockstep::with_variant().map_err(|e| format!("{command}: --variant: {e}"))?
             }
-            None => Lockstep::from_env().map_err(|e| format!("{command}: {e}"))?,
+            None => match arch {
+                Some(arch) => Lockstep::at(arch),
+                None => Lockstep::from_env().map_err(|e| format!("{command}: {e}"))?,
+            },
         };
         let generator = match self.value("generator") {
             Some(name) => Generator::parse(name).map_err(|e| format!("{command}: {e}"))?,
@@ -278,7 +298,7 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
         "replay",
         args,
         &["json", "summary", "text", "bytes", "fixed", "variant"],
-        &["target", "zoo", "generator"],
+        &["target", "zoo", "generator", "arch"],
     )?;
     let (lockstep, _) = a.lockstep()?;
     if a.positional.is_empty() {
@@ -316,6 +336,14 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
             for note in &loaded.notes {
                 let _ = writeln!(err, "note: {note}");
             }
+            let lockstep = match lockstep_for(lockstep, &loaded, &file) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = writeln!(err, "memslot-diff: {e}");
+                    status = 2;
+                    continue;
+                }
+            };
             let opts = RunOptions {
                 record: json,
                 ..RunOptions::default()
@@ -374,6 +402,24 @@ fn replay(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<i
     Ok(status)
 }
 
+/// The lockstep a loaded program runs on: the command's; or, when the command chose none (the
+/// standard set) and the program is for another profile (its `arch` line), that profile's.
+/// An x86-512 program runs at x86-32k when `--arch x86-32k` asks (its ids are valid there).
+fn lockstep_for(lockstep: Lockstep, loaded: &Loaded, file: &Path) -> Result<Lockstep, String> {
+    match lockstep {
+        _ if lockstep.arch() == loaded.arch => Ok(lockstep),
+        Lockstep::Standard => Ok(Lockstep::at(loaded.arch)),
+        Lockstep::X86_32k => Ok(lockstep),
+        _ => Err(format!(
+            "{}: the program is for arch {}, and this lockstep runs at {} (drop --zoo or \
+             --variant, or the arch line)",
+            file.display(),
+            loaded.arch.name(),
+            lockstep.arch().name()
+        )),
+    }
+}
+
 fn context(file: &Path, loaded: &Loaded, lockstep: &Lockstep) -> Context {
     let shown = file.display().to_string();
     let target = loaded.target.map(Target::name);
@@ -412,7 +458,7 @@ fn fmt(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     for note in &loaded.notes {
         let _ = writeln!(out, "# note: {note}");
     }
-    let _ = write!(out, "{}", scenario::print(&loaded.ops));
+    let _ = write!(out, "{}", scenario::print_at(loaded.arch, &loaded.ops));
     Ok(0)
 }
 
@@ -435,6 +481,14 @@ fn encode(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         loaded.ops.len(),
         bytes.len()
     );
+    if loaded.arch != ArchProfile::default() {
+        let arch = loaded.arch.name();
+        let _ = writeln!(
+            out,
+            "note: bytes carry no arch line: replay them with --arch {arch}, fuzz with \
+             MEMSLOT_DIFF_ARCH={arch}"
+        );
+    }
     Ok(0)
 }
 
@@ -443,7 +497,7 @@ fn minimize(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
         "minimize",
         args,
         &["text", "bytes", "fixed", "variant"],
-        &["target", "zoo", "time"],
+        &["target", "zoo", "time", "arch"],
     )?;
     a.exactly(1, "one FILE argument")?;
     let (lockstep, _) = a.lockstep()?;
@@ -459,6 +513,7 @@ fn minimize(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
         (false, false) => None,
     };
     let loaded = corpus::load(path, a.target()?, format)?;
+    let lockstep = lockstep_for(lockstep, &loaded, path)?;
     let deadline = std::time::Instant::now() + budget;
     let m = crate::minimize::minimize(&loaded.ops, deadline, |ops| {
         Runner::new(lockstep.implementations(), RunOptions::default())
@@ -488,7 +543,7 @@ fn minimize(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result
         loaded.ops.len(),
         m.signature
     );
-    let _ = write!(out, "{}", scenario::print(&m.ops));
+    let _ = write!(out, "{}", scenario::print_at(lockstep.arch(), &m.ops));
     Ok(0)
 }
 
@@ -536,7 +591,7 @@ fn stress_command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         "stress",
         args,
         &["fixed", "variant", "json"],
-        &["seed", "time", "iters", "out", "zoo", "generator"],
+        &["seed", "time", "iters", "out", "zoo", "generator", "arch"],
     )?;
     a.exactly(0, "no positional arguments")?;
     let (lockstep, generator) = a.lockstep()?;

@@ -97,6 +97,7 @@ pub fn detect(path: &Path, data: &[u8]) -> Format {
         let mut words = code.split_whitespace();
         match words.next() {
             None => true,
+            Some("arch") => words.count() == 1,
             Some(word) => {
                 word.chars().all(|c| c.is_ascii_lowercase() || c == '-')
                     && words.all(|w| w.contains('=') || w == "off")
@@ -121,6 +122,9 @@ pub struct Loaded {
     pub notes: Vec<String>,
     /// The `# expect:` annotation (scenario text only).
     pub expect: Option<String>,
+    /// The arch profile the program is for: a scenario's `arch` line; an artifact's is the
+    /// one its fuzzer ran at (this process's, `MEMSLOT_DIFF_ARCH`), the one it decodes at.
+    pub arch: crate::ArchProfile,
 }
 
 /// Read a scenario or an artifact. Errors name the file (and line).
@@ -133,6 +137,7 @@ pub fn load(path: &Path, target: Option<Target>, format: Option<Format>) -> Resu
                 std::str::from_utf8(&data).map_err(|e| format!("{shown}: not UTF-8 text: {e}"))?;
             let ops = scenario::parse(text).map_err(|e| e.in_file(&shown))?;
             Ok(Loaded {
+                arch: scenario::parse_arch(text).map_err(|e| e.in_file(&shown))?,
                 ops,
                 format: Format::Text,
                 target: None,
@@ -146,6 +151,7 @@ pub fn load(path: &Path, target: Option<Target>, format: Option<Format>) -> Resu
                 .unwrap_or(Target::Differential);
             let program = target.decode(&data);
             Ok(Loaded {
+                arch: target.config().arch,
                 notes: notes(&shown, &program),
                 ops: program.ops,
                 format: Format::Bytes,
@@ -217,6 +223,18 @@ pub fn fuzz_inputs(corpus_dir: &Path, target: &str) -> Result<FuzzInputs, String
             let bytes = match Target::from_name(target) {
                 Some(scenario_target) => {
                     let loaded = load(&file, Some(scenario_target), None)?;
+                    let fuzzer_arch = scenario_target.config().arch;
+                    if loaded.arch != fuzzer_arch {
+                        out.skipped.push(format!(
+                            "{}: a program for arch {}, and this fuzzer runs at {} \
+                             (MEMSLOT_DIFF_ARCH={} fuzzes it)",
+                            file.display(),
+                            loaded.arch.name(),
+                            fuzzer_arch.name(),
+                            loaded.arch.name()
+                        ));
+                        continue;
+                    }
                     match loaded.format {
                         Format::Text => match to_bytes(&loaded.ops, scenario_target) {
                             Ok(bytes) => bytes,
@@ -264,5 +282,6 @@ mod tests {
         assert_eq!(detect(p, b"AAAA"), Format::Bytes);
         assert_eq!(detect(Path::new("a.scenario"), b"sett id=1"), Format::Text);
         assert_eq!(detect(p, &[0xff, 0xfe]), Format::Bytes);
+        assert_eq!(detect(p, b"arch x86-32k\nset id=1 size=0\n"), Format::Text);
     }
 }

@@ -49,6 +49,8 @@ pub struct Config {
     pub allow_fail_prepare: bool,
     /// Programs end after this many operations.
     pub max_ops: usize,
+    /// The limits of the lockstep the inputs run on (which ids the intents pick).
+    pub arch: crate::ArchProfile,
 }
 
 /// Default cap on operations per input.
@@ -129,7 +131,7 @@ fn verbatim(tag: u8, u: &mut Unstructured<'_>) -> Option<Op> {
 /// Decode fuzz input bytes into a program.
 pub fn decode(config: &Config, data: &[u8]) -> Program {
     let mut u = Unstructured::new(data);
-    let mut gen = Generator::new(config.max_ops);
+    let mut gen = Generator::with_arch(config.max_ops, config.arch);
     let mut program = Program::default();
     let total = config.weights.total();
     while !u.is_empty() && !gen.is_full() {
@@ -214,6 +216,7 @@ mod tests {
             weights: Weights::differential(),
             allow_fail_prepare,
             max_ops: MAX_OPS,
+            arch: crate::ArchProfile::X86_512,
         }
     }
 

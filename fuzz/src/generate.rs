@@ -8,6 +8,7 @@
 
 use crate::implementations::oracle::Oracle;
 use crate::implementations::Slot;
+use crate::arch_profile::ArchProfile;
 use crate::ops::*;
 
 /// Where a generator's choices come from.
@@ -62,9 +63,9 @@ pub enum Intent {
     ToggleDirty,
     /// Repeat a recent request (a no-op if it succeeded).
     Repeat,
-    /// In-kernel request on a private id (509..511) in both address spaces, as x86 does.
+    /// In-kernel request on a private id (x86-512: 509..511) in both address spaces, as x86 does.
     KernelPrivate,
-    /// Create many slots in a row; sometimes fill all 512.
+    /// Create many slots in a row; sometimes fill every slot.
     Fill,
     /// Look up a slot's first or last page, one below, one past, a gap, 0, the top.
     LookupEdge,
@@ -183,6 +184,8 @@ pub fn default_hva(gpa: u64) -> u64 {
 
 /// Resolves intents against a shadow oracle and collects the concrete operations.
 pub struct Generator {
+    /// The limits of the lockstep the program is for: which ids are user, private, valid.
+    arch: ArchProfile,
     shadow: Oracle,
     ops: Vec<Op>,
     /// Recent requests, for [`Intent::Repeat`].
@@ -202,8 +205,14 @@ impl Default for Generator {
 
 impl Generator {
     pub fn new(max_ops: usize) -> Generator {
+        Generator::with_arch(max_ops, ArchProfile::X86_512)
+    }
+
+    /// A generator for a lockstep at `arch`.
+    pub fn with_arch(max_ops: usize, arch: ArchProfile) -> Generator {
         Generator {
-            shadow: Oracle::new(),
+            arch,
+            shadow: Oracle::with_arch(arch),
             ops: Vec::new(),
             history: Vec::new(),
             current_as: 0,
@@ -222,6 +231,25 @@ impl Generator {
                 self.current_as
             }
             _ => src.u16(),
+        }
+    }
+
+    pub fn arch(&self) -> ArchProfile {
+        self.arch
+    }
+
+    /// x86's private slot `k` (0: TSS, 1: APIC access page, 2: identity page table), which
+    /// `vmx.h` numbers from `KVM_USER_MEM_SLOTS` on.
+    pub fn private_id(&self, k: u16) -> u16 {
+        self.arch.user_mem_slots() + k
+    }
+
+    /// Ids a fill may use, in increasing order: the private ones only when filling everything.
+    fn fill_limit(&self, all: bool) -> u16 {
+        if all {
+            self.arch.mem_slots_num()
+        } else {
+            self.arch.user_mem_slots()
         }
     }
 
@@ -261,7 +289,7 @@ impl Generator {
     /// A request on `slot` of `as_id`: the ioctl for user ids, the in-kernel path otherwise.
     pub fn request(&mut self, as_id: u16, id: u16, gpa: u64, size: u64, hva: u64, flags: u32) {
         let r = Region::new(as_id, id, gpa, size, hva, flags);
-        self.emit(if id >= KVM_USER_MEM_SLOTS {
+        self.emit(if id >= self.arch.user_mem_slots() {
             Op::KSet(r)
         } else {
             Op::Set(r)
@@ -359,13 +387,14 @@ impl Generator {
 
     /// A free user id (small ids preferred), or a present one if all are taken.
     fn free_id(&self, src: &mut impl Source, as_id: u16) -> u16 {
+        let user = self.arch.user_mem_slots();
         let start = if src.chance(32) {
-            src.below(u64::from(KVM_USER_MEM_SLOTS))
+            src.below(u64::from(user))
         } else {
             src.below(32)
         } as u16;
-        (0..KVM_USER_MEM_SLOTS)
-            .map(|k| (start + k) % KVM_USER_MEM_SLOTS)
+        (0..user)
+            .map(|k| (start + k) % user)
             .find(|&id| self.shadow.get(as_id, id).is_none())
             .unwrap_or(start)
     }
@@ -505,7 +534,8 @@ impl Generator {
 
     fn kernel_private(&mut self, src: &mut impl Source) {
         let (id, gpa, pages) = X86_PRIVATE_SLOTS[src.below(3) as usize];
-        let hva = 0x7fff_f000_0000 + u64::from(id - TSS_PRIVATE_MEMSLOT) * 0x10_0000;
+        let k = id - TSS_PRIVATE_MEMSLOT;
+        let (id, hva) = (self.private_id(k), 0x7fff_f000_0000 + u64::from(k) * 0x10_0000);
         let both = !src.chance(64);
         let spaces: &[u16] = if both { &[0, 1] } else { &[0] };
         let present = self.shadow.get(0, id).is_some();
@@ -526,10 +556,10 @@ impl Generator {
 
     fn fill(&mut self, src: &mut impl Source) {
         let as_id = self.pick_as(src);
-        // Filling all 512 slots makes every later step cost O(512): keep it rare.
+        // Filling every slot makes every later step cost O(KVM_MEM_SLOTS_NUM): keep it rare.
         let all = src.chance(2);
         let count = if all {
-            usize::from(KVM_MEM_SLOTS_NUM)
+            usize::from(self.arch.mem_slots_num())
         } else if src.chance(32) {
             1 + src.below(64) as usize
         } else {
@@ -549,10 +579,11 @@ impl Generator {
                 if self.is_full() || top < npages + gap {
                     break;
                 }
-                while next_id < limit_of(all) && self.shadow.get(as_id, next_id).is_some() {
+                while next_id < self.fill_limit(all) && self.shadow.get(as_id, next_id).is_some()
+                {
                     next_id += 1;
                 }
-                if next_id >= limit_of(all) {
+                if next_id >= self.fill_limit(all) {
                     break;
                 }
                 top -= npages + gap;
@@ -562,7 +593,7 @@ impl Generator {
             return;
         }
         let mut gfn = layout.first().map_or(0, |s| s.end_gfn() + gap);
-        let limit = limit_of(all);
+        let limit = self.fill_limit(all);
         let mut next_id = 0;
         for _ in 0..count {
             if self.is_full() || gfn + npages > MAX_GFN {
@@ -614,7 +645,8 @@ impl Generator {
                 Some(s) => s.id as u16,
                 None => self.free_id(src, as_id),
             },
-            2 => KVM_USER_MEM_SLOTS + src.below(4) as u16, // 509..512
+            // Both sides of the private ids (x86-512: 509..512).
+            2 => self.private_id(src.below(4) as u16),
             _ => {
                 if src.chance(128) {
                     self.free_id(src, as_id)
@@ -636,11 +668,8 @@ impl Generator {
         let slot = match src.below(17) {
             0 => 0,
             1 => 1,
-            2 => 508,
-            3 => 509,
-            4 => 510,
-            5 => 511,
-            6 => 512,
+            // The user and private limits (x86-512: 508..512).
+            k @ 2..=6 => u32::from(self.private_id(0)) + k as u32 - 3,
             7 => 0xffff,
             8 => 0x1_0000,
             9 => 0x1_0001,
@@ -745,14 +774,6 @@ fn pick_flags(src: &mut impl Source) -> u32 {
 
 /// The free GFN ranges `[start, end)` of a layout (array order), lowest first, within
 /// `[0, MAX_GFN)`. Never empty: a full GFN space still yields a one-page pseudo-gap at the top.
-/// Ids a fill may use, in increasing order: the private ones only when filling everything.
-fn limit_of(all: bool) -> u16 {
-    if all {
-        KVM_MEM_SLOTS_NUM
-    } else {
-        KVM_USER_MEM_SLOTS
-    }
-}
 
 pub fn gaps(layout: &[Slot]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();

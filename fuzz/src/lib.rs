@@ -13,6 +13,7 @@
 //!   [`stress`]: the RNG-driven stress loop; [`corpus`]: seeds and regressions on disk;
 //!   [`minimize`]: shrinking a diverging program by whole operations.
 
+pub mod arch_profile;
 pub mod cli;
 pub mod corpus;
 pub mod decode;
@@ -33,6 +34,7 @@ pub mod targets;
 pub mod throughput;
 pub mod zoo;
 
+pub use arch_profile::ArchProfile;
 pub use ops::{Op, Region};
 pub use runner::{run, Divergence, RunOptions, RunResult, Runner};
 pub use targets::Target;

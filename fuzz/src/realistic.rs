@@ -140,7 +140,7 @@ fn microvm(g: &mut Generator, src: &mut impl Source) {
     for as_id in 0..2 {
         g.emit(Op::KSet(Region::new(
             as_id,
-            509,
+            g.private_id(0),
             0xfffb_d000,
             3 * 4 * K,
             0x7fff_0000_0000,
@@ -153,9 +153,10 @@ fn microvm(g: &mut Generator, src: &mut impl Source) {
 }
 
 fn first_free(g: &Generator, as_id: u16, from: u16) -> u16 {
-    (from..509)
+    let user = g.arch().user_mem_slots();
+    (from..user)
         .find(|&id| g.shadow().get(as_id, id).is_none())
-        .unwrap_or(508)
+        .unwrap_or(user - 1)
 }
 
 fn ram_top(g: &Generator) -> u64 {

@@ -24,8 +24,9 @@ use crate::implementations::port::PortImpl;
 use crate::implementations::tree::TreeImpl;
 use crate::implementations::{check_snapshot, Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::ops::{
-    errno_name, Op, Region2, KVM_ADDRESS_SPACE_NUM, KVM_MEM_SLOTS_NUM, KVM_USER_MEM_SLOTS, MAX_GFN,
+    errno_name, Op, Region2, KVM_ADDRESS_SPACE_NUM, MAX_GFN,
 };
+use crate::arch_profile::ArchProfile;
 use crate::report::found_text;
 
 /// Above this many slots in an address space, probes cover only the region an operation touched.
@@ -48,6 +49,28 @@ pub fn standard_implementations() -> Vec<Box<dyn Implementation>> {
         Box::new(TreeImpl::new()),
         Box::new(Oracle::new()),
     ]
+}
+
+/// The implementations compared at today's x86 limits (`--arch x86-32k`): core, the modern
+/// port's `modern-32k` state, tree and oracle, all at 32,764 user slots. The 2020 ports are
+/// left out: their arrays hold v5.6's 512 entries by construction (`KVM_MEM_SLOTS_NUM` sizes
+/// `memslots[]` and `id_to_index[]`), so they cannot run at a larger count.
+pub fn x86_32k_implementations() -> Vec<Box<dyn Implementation>> {
+    let arch = ArchProfile::X86_32k;
+    vec![
+        Box::new(CoreImpl::with_arch(arch)),
+        Box::new(PortImpl::new(memslot_reference::Port::Modern32k)),
+        Box::new(TreeImpl::with_arch(arch)),
+        Box::new(Oracle::with_arch(arch)),
+    ]
+}
+
+/// The implementations of a run at `arch` ([`standard_implementations`] at x86-512).
+pub fn implementations_at(arch: ArchProfile) -> Vec<Box<dyn Implementation>> {
+    match arch {
+        ArchProfile::X86_512 => standard_implementations(),
+        ArchProfile::X86_32k => x86_32k_implementations(),
+    }
 }
 
 /// The standard set with the backend the fault is in (`core`, the array, or `tree`) replaced by
@@ -325,6 +348,8 @@ pub fn run(ops: &[Op]) -> RunResult {
 /// Drives a set of implementations in lockstep.
 pub struct Runner {
     impls: Vec<Box<dyn Implementation>>,
+    /// The limits every implementation runs at.
+    arch: ArchProfile,
     opts: RunOptions,
     stats: Stats,
     /// Array of each AS after the last probed step (from the first implementation), and the
@@ -383,9 +408,20 @@ type Findings = Vec<(String, Vec<String>)>;
 impl Runner {
     pub fn new(impls: Vec<Box<dyn Implementation>>, opts: RunOptions) -> Runner {
         assert!(!impls.is_empty());
+        let arch = impls[0].arch();
+        if let Some(other) = impls.iter().find(|i| i.arch() != arch) {
+            panic!(
+                "a lockstep at one arch profile: {} is at {}, {} at {}",
+                impls[0].name(),
+                arch.name(),
+                other.name(),
+                other.arch().name()
+            );
+        }
         let n = usize::from(KVM_ADDRESS_SPACE_NUM);
         Runner {
             impls,
+            arch,
             opts,
             stats: Stats::default(),
             probed: vec![None; n],
@@ -617,9 +653,10 @@ impl Runner {
         // `check_snapshot` of the shared state (the checks the agreement above does not
         // already cover): used_slots in range, npages > 0, ids in range, strictly descending
         // bases without overlap, the LRU hint inside the array bounds.
-        if !(0..=i64::from(KVM_MEM_SLOTS_NUM)).contains(&q0.used_slots)
-            || !shared_array_ok(shared)
-            || lru.is_some_and(|l| !(0..i64::from(KVM_MEM_SLOTS_NUM)).contains(&l))
+        let slots_num = self.arch.mem_slots_num();
+        if !(0..=i64::from(slots_num)).contains(&q0.used_slots)
+            || !shared_array_ok(shared, slots_num)
+            || lru.is_some_and(|l| !(0..i64::from(slots_num)).contains(&l))
         {
             return None;
         }
@@ -646,7 +683,7 @@ impl Runner {
             let generic = if agreed && k > 0 && snap.lru.is_some() == snaps[0].lru.is_some() {
                 Ok(())
             } else {
-                check_snapshot(snap)
+                check_snapshot(snap, self.arch.mem_slots_num())
             };
             if let Err(e) = generic.and_then(|()| imp.check_invariants(&[as_id], full)) {
                 findings.push((
@@ -680,7 +717,7 @@ impl Runner {
         };
         if let Some(kind) = self.op_kind(verdict) {
             self.stats.kinds |= kind.bit(as_id);
-            let private = matches!(op, Op::KSet(r) if r.id() >= KVM_USER_MEM_SLOTS);
+            let private = matches!(op, Op::KSet(r) if r.id() >= self.arch.user_mem_slots());
             if private && kind == OpKind::Create {
                 self.stats.kinds |= OpKind::Private.bit(as_id);
             }
@@ -846,7 +883,7 @@ impl Runner {
             }
             probed @ None => *probed = Some((generation, sc.lrus.clone())),
         }
-        probe_points(layout, before, op, &mut sc.gfns, &mut sc.ids);
+        probe_points(self.arch, layout, before, op, &mut sc.gfns, &mut sc.ids);
         sc.probe_warns.clear();
         sc.probe_warns
             .extend(self.impls.iter().map(|i| i.warn_count()));
@@ -1042,6 +1079,7 @@ fn apply(imp: &mut dyn Implementation, op: &Op) -> Verdict {
 /// around the slots the operation touched (`before` is the layout before it), plus 0 and the
 /// top of the GFN space.
 pub fn probe_points(
+    arch: ArchProfile,
     layout: &[ApiSlot],
     before: &[ApiSlot],
     op: &Op,
@@ -1051,7 +1089,9 @@ pub fn probe_points(
     gfns.clear();
     gfns.extend([0, 1, MAX_GFN, u64::MAX >> 12, u64::MAX]);
     ids.clear();
-    ids.extend([0, 1, 508, 509, 510, 511, 512, u16::MAX]);
+    // Both sides of the user and the private limit (x86-512: 508 ... 512).
+    let (user, all) = (arch.user_mem_slots(), arch.mem_slots_num());
+    ids.extend([0, 1, user - 1, user, user + 1, all - 1, all, u16::MAX]);
     match op {
         Op::Set(r) | Op::KSet(r) => ids.push(r.id()),
         Op::Id { id, .. } => ids.push(*id),
@@ -1173,8 +1213,8 @@ pub fn range_points(
 
 /// The per-entry part of [`check_snapshot`] on an array in the ports' copy format: npages > 0,
 /// ids below `KVM_MEM_SLOTS_NUM`, bases strictly descending, no two neighbours overlapping.
-fn shared_array_ok(slots: &[ApiSlot]) -> bool {
-    let entry_ok = |s: &ApiSlot| s.npages != 0 && (0..KVM_MEM_SLOTS_NUM as i16).contains(&s.id);
+fn shared_array_ok(slots: &[ApiSlot], slots_num: u16) -> bool {
+    let entry_ok = |s: &ApiSlot| s.npages != 0 && (0..slots_num as i16).contains(&s.id);
     slots.first().map_or(true, entry_ok)
         && slots.windows(2).all(|w| {
             entry_ok(&w[1])

@@ -67,6 +67,7 @@
 
 use std::fmt;
 
+use crate::arch_profile::ArchProfile;
 use crate::ops::{
     errno_value, Op, Region, Region2, KVM_MEM_GUEST_MEMFD, KVM_MEM_LOG_DIRTY_PAGES,
     KVM_MEM_READONLY,
@@ -95,10 +96,14 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Parse a whole scenario.
+/// Parse a whole scenario (its `arch` line is [`parse_arch`]'s).
 pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
+    parse_arch(text)?;
     let mut ops = Vec::new();
     for (n, line) in text.lines().enumerate() {
+        if arch_line(line).is_some() {
+            continue;
+        }
         match parse_line(line) {
             Ok(Some(op)) => ops.push(op),
             Ok(None) => {}
@@ -111,6 +116,38 @@ pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
         }
     }
     Ok(ops)
+}
+
+/// The arch profile a scenario runs at: its `arch NAME` line (`arch x86-32k`), before the
+/// first operation and at most once; x86-512 without one.
+pub fn parse_arch(text: &str) -> Result<ArchProfile, ParseError> {
+    let mut arch = None;
+    let mut seen_op = false;
+    for (n, line) in text.lines().enumerate() {
+        let error = |message: String| ParseError {
+            line: n + 1,
+            message,
+        };
+        match arch_line(line) {
+            Some(_) if seen_op => {
+                return Err(error(
+                    "'arch' comes before the first operation: it sets the limits of the whole run"
+                        .to_string(),
+                ))
+            }
+            Some(_) if arch.is_some() => return Err(error("a second 'arch' line".to_string())),
+            Some(name) => arch = Some(ArchProfile::parse(name).map_err(error)?),
+            None => seen_op |= matches!(parse_line(line), Ok(Some(_)) | Err(_)),
+        }
+    }
+    Ok(arch.unwrap_or_default())
+}
+
+/// The profile name of an `arch NAME` line (`""` when missing), `None` for any other line.
+fn arch_line(line: &str) -> Option<&str> {
+    let code = line.split('#').next().unwrap_or("");
+    let mut words = code.split_whitespace();
+    (words.next() == Some("arch")).then(|| words.next().unwrap_or(""))
 }
 
 /// Parse one line: `Ok(None)` for blank and comment lines.
@@ -170,11 +207,20 @@ pub fn parse_line(line: &str) -> Result<Option<Op>, String> {
         }
         _ => {
             return Err(format!(
-                "unknown operation '{name}' (expected set, kset, set2, lookup, id or fail-prepare)"
+                "unknown operation '{name}' (expected set, kset, set2, lookup, id or fail-prepare; \
+                 'arch' only before the first operation)"
             ))
         }
     };
     Ok(Some(op))
+}
+
+/// [`print`] for a run at `arch`: an `arch` line first unless it is the default.
+pub fn print_at(arch: ArchProfile, ops: &[Op]) -> String {
+    if arch == ArchProfile::default() {
+        return print(ops);
+    }
+    format!("arch {}\n{}", arch.name(), print(ops))
 }
 
 /// Print a whole scenario, one canonical line per operation.
@@ -526,6 +572,30 @@ set slot=0x10003 size=0 flags=dirty|readonly
         ] {
             let e = parse(line).unwrap_err();
             assert!(e.message.contains(needle), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_arch_line_sets_the_profile_of_the_whole_run() {
+        let text = "# today's x86\narch x86-32k   # 32,764 user slots\nset id=32763 size=4K\n";
+        assert_eq!(parse_arch(text), Ok(ArchProfile::X86_32k));
+        let ops = parse(text).unwrap();
+        assert_eq!(ops.len(), 1);
+        assert_eq!(parse_arch("set id=1 size=4K"), Ok(ArchProfile::X86_512));
+        let printed = print_at(ArchProfile::X86_32k, &ops);
+        assert_eq!(printed, format!("arch x86-32k\n{}", print(&ops)));
+        assert_eq!(parse_arch(&printed), Ok(ArchProfile::X86_32k));
+        assert_eq!(parse(&printed).unwrap(), ops);
+        assert_eq!(print_at(ArchProfile::X86_512, &ops), print(&ops));
+        for (text, line, needle) in [
+            ("arch arm64\n", 1, "unknown arch profile 'arm64'"),
+            ("arch\n", 1, "unknown arch profile ''"),
+            ("set id=1 size=0\narch x86-32k\n", 2, "before the first operation"),
+            ("arch x86-32k\narch x86-512\n", 2, "a second 'arch' line"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.line, line, "{text:?}: {e}");
+            assert!(e.message.contains(needle), "{text:?}: {e}");
         }
     }
 

@@ -66,6 +66,8 @@ pub fn iteration_seed(seed: u64, iteration: u64) -> u64 {
 pub struct Recipe {
     pub generator: Drawn,
     pub fail_prepare: bool,
+    /// The limits of the lockstep the programs are for (its user and private ids).
+    pub arch: crate::ArchProfile,
 }
 
 impl Recipe {
@@ -78,6 +80,7 @@ impl Recipe {
         Recipe {
             generator,
             fail_prepare: lockstep.allows_fail_prepare(),
+            arch: lockstep.arch(),
         }
     }
 }
@@ -103,7 +106,7 @@ pub fn program_with(recipe: Recipe, seed: u64, kind: Option<Kind>) -> Vec<crate:
         Drawn::random_weights()
     };
     let fail_prepare = recipe.fail_prepare;
-    let mut g = Generator::new(20_000);
+    let mut g = Generator::with_arch(20_000, recipe.arch);
     let random = |g: &mut Generator, src: &mut RngSource<SmallRng>, n: u64| {
         for _ in 0..n {
             if fail_prepare && src.chance(16) {
@@ -261,7 +264,7 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
                 "# found by: memslot-diff stress --seed {} (iteration {}, program seed {seed:#x}: memslot-diff generate --seed {seed:#x})\n{}",
                 opts.seed,
                 outcome.iterations - 1,
-                scenario::print(&d.ops)
+                scenario::print_at(lockstep.arch(), &d.ops)
             );
                 let written = std::fs::write(&file, text).is_ok();
                 let ctx = Context {

@@ -47,6 +47,7 @@ impl Target {
             // The zoo's prepare-failure bug needs `fail-prepare`; the eval baseline draws from
             // the random generator instead of each target's steered one.
             let allow_fail_prepare = zoo::selected().allows_fail_prepare();
+            let arch = zoo::selected().arch();
             let random = zoo::generator() == zoo::Generator::Random;
             let config = |weights| Config {
                 weights: if random {
@@ -56,6 +57,7 @@ impl Target {
                 },
                 allow_fail_prepare,
                 max_ops: MAX_OPS,
+                arch,
             };
             [
                 config(Weights::differential()),
@@ -130,7 +132,7 @@ pub fn fuzz(target: Target, data: &[u8]) {
             let text = format!(
                 "# divergence found by fuzz target `{}`; artifact {artifact}\n{}",
                 target.name(),
-                scenario::print(&d.ops)
+                scenario::print_at(zoo::selected().arch(), &d.ops)
             );
             if std::fs::write(&file, text).is_ok() {
                 ctx.replay =

@@ -214,6 +214,9 @@ impl Implementation for Timed {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
+    fn arch(&self) -> crate::ArchProfile {
+        self.inner.arch()
+    }
     fn last_change(&self) -> Option<OpKind> {
         self.clock.time(|| self.inner.last_change())
     }

@@ -16,13 +16,14 @@ use std::sync::OnceLock;
 
 use memslot_reference::Port;
 
+use crate::arch_profile::ArchProfile;
 use crate::generate::Weights;
 use crate::implementations::core::CoreImpl;
 use crate::implementations::oracle::Oracle;
 use crate::implementations::port::PortImpl;
 use crate::implementations::tree::TreeImpl;
 use crate::implementations::Implementation;
-use crate::runner::standard_implementations;
+use crate::runner::{implementations_at, x86_32k_implementations};
 
 /// One bug of the zoo.
 #[derive(Debug)]
@@ -118,8 +119,12 @@ pub enum Lockstep {
     /// core, tree, oracle and one zoo bug's state (`fixed`: its fixed state).
     Zoo { bug: &'static ZooBug, fixed: bool },
     /// The standard set and the user's own variant of a port (`variant`, built with
-    /// `MEMSLOT_VARIANT=STATE:DIR`), next to the state it was built as.
+    /// `MEMSLOT_VARIANT=STATE:DIR`), next to the state it was built as (at x86-32k, with that
+    /// profile's set, when the variant is of `modern_32k`).
     WithVariant,
+    /// Today's x86 limits (`--arch x86-32k`): core, modern-32k, tree and oracle at 32,764
+    /// user slots ([`x86_32k_implementations`]; the 2020 ports cannot run there).
+    X86_32k,
 }
 
 impl Lockstep {
@@ -137,17 +142,38 @@ impl Lockstep {
     /// The C port state this lockstep drives besides core, tree and oracle (zoo only).
     pub fn port(&self) -> Option<Port> {
         match *self {
-            Lockstep::Standard | Lockstep::WithVariant => None,
+            Lockstep::Standard | Lockstep::WithVariant | Lockstep::X86_32k => None,
             Lockstep::Zoo { bug, fixed } => Some(if fixed { bug.fixed } else { bug.state }),
         }
     }
 
+    /// The arch profile the lockstep runs at.
+    pub fn arch(&self) -> ArchProfile {
+        match self {
+            Lockstep::X86_32k => ArchProfile::X86_32k,
+            Lockstep::WithVariant if Port::variant().is_some_and(|(p, _)| p == Port::Modern32k) => {
+                ArchProfile::X86_32k
+            }
+            _ => ArchProfile::X86_512,
+        }
+    }
+
+    /// The standard lockstep at `arch`.
+    pub fn at(arch: ArchProfile) -> Lockstep {
+        match arch {
+            ArchProfile::X86_512 => Lockstep::Standard,
+            ArchProfile::X86_32k => Lockstep::X86_32k,
+        }
+    }
+
     pub fn implementations(&self) -> Vec<Box<dyn Implementation>> {
-        if let Lockstep::WithVariant = self {
-            return with_variant(standard_implementations());
+        match self {
+            Lockstep::WithVariant => return with_variant(implementations_at(self.arch())),
+            Lockstep::X86_32k => return x86_32k_implementations(),
+            _ => {}
         }
         match self.port() {
-            None => standard_implementations(),
+            None => implementations_at(ArchProfile::X86_512),
             Some(port) => vec![
                 Box::new(CoreImpl::new()),
                 Box::new(PortImpl::new(port)),
@@ -162,6 +188,7 @@ impl Lockstep {
         match self {
             Lockstep::Standard => String::new(),
             Lockstep::WithVariant => " --variant".to_string(),
+            Lockstep::X86_32k => " --arch x86-32k".to_string(),
             Lockstep::Zoo { bug, fixed: false } => format!(" --zoo {}", bug.name),
             Lockstep::Zoo { bug, fixed: true } => format!(" --zoo {} --fixed", bug.name),
         }
@@ -173,7 +200,7 @@ impl Lockstep {
     /// needs it, so that each bug's programs (and its eval figures) stay about that bug.
     pub fn allows_fail_prepare(&self) -> bool {
         match self {
-            Lockstep::Standard | Lockstep::WithVariant => true,
+            Lockstep::Standard | Lockstep::WithVariant | Lockstep::X86_32k => true,
             Lockstep::Zoo { bug, .. } => bug.needs_fail_prepare(),
         }
     }
@@ -181,10 +208,23 @@ impl Lockstep {
 
 impl Lockstep {
     /// `MEMSLOT_DIFF_ZOO` (`BUG` or `BUG:fixed`), else `MEMSLOT_DIFF_VARIANT=1` (the standard
-    /// set and the user's variant), else the standard set.
+    /// set and the user's variant), else `MEMSLOT_DIFF_ARCH` (`x86-32k`), else the standard
+    /// set.
     pub fn from_env() -> Result<Lockstep, String> {
         let variant =
             std::env::var("MEMSLOT_DIFF_VARIANT").is_ok_and(|v| !v.is_empty() && v != "0");
+        let arch = ArchProfile::from_env()?;
+        let zoo = std::env::var("MEMSLOT_DIFF_ZOO").is_ok_and(|v| !v.is_empty());
+        if arch != ArchProfile::default() && (zoo || variant) {
+            return Err(format!(
+                "MEMSLOT_DIFF_ARCH={}: the zoo and variant locksteps choose their own profile; \
+                 unset one",
+                arch.name()
+            ));
+        }
+        if arch != ArchProfile::default() {
+            return Ok(Lockstep::at(arch));
+        }
         match std::env::var("MEMSLOT_DIFF_ZOO") {
             Ok(_) if variant => {
                 Err("MEMSLOT_DIFF_ZOO and MEMSLOT_DIFF_VARIANT: choose one lockstep".to_string())

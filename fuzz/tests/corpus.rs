@@ -5,6 +5,8 @@
 //!   to the same program, and that byte input is checked by `targets::check`, as the fuzz
 //!   target would. (Under a zoo lockstep whose decoding skips `fail-prepare`, a seed using it
 //!   is replayed as text, and the test checks that fail-prepare is the only thing the bytes lose.)
+//! * A scenario with an `arch` line (`arch x86-32k`) runs as text on that profile's lockstep,
+//!   as `replay` runs it.
 //! * Other files are fuzz artifacts, decoded as the target directory says.
 //! * Expected outcomes: `fuzz/tests/corpus.expected` holds one line per file,
 //!   `<path> <summary>` (`replay --summary` prints the summary: steps, return codes, lookup
@@ -20,7 +22,8 @@ use std::path::Path;
 use memslot_diff::corpus::{self, Format};
 use memslot_diff::decode::encode;
 use memslot_diff::report::{render, Context};
-use memslot_diff::{run, Op, Target};
+use memslot_diff::zoo::Lockstep;
+use memslot_diff::{run, ArchProfile, Op, RunOptions, Runner, Target};
 
 const EXPECTED: &str = "tests/corpus.expected";
 
@@ -85,7 +88,21 @@ fn every_corpus_file_agrees_and_behaves_as_recorded() {
                     .copied()
                     .filter(|op| !matches!(op, Op::FailPrepare { .. }))
                     .collect();
-                let summary = if decoded == loaded.ops {
+                let summary = if loaded.arch != ArchProfile::default() {
+                    // A scenario for another profile (its `arch` line) runs on that
+                    // profile's lockstep, as `replay` runs it; the fuzz targets run at x86-512.
+                    let lockstep = Lockstep::at(loaded.arch);
+                    let result =
+                        Runner::new(lockstep.implementations(), RunOptions::default())
+                            .run(&loaded.ops);
+                    match result.divergence {
+                        None => result.stats.summary(),
+                        Some(d) => {
+                            failures.push(render(&d, &ctx));
+                            continue;
+                        }
+                    }
+                } else if decoded == loaded.ops {
                     match memslot_diff::targets::check(target, &bytes, &ctx) {
                         Ok(stats) => stats.summary(),
                         Err(report) => {

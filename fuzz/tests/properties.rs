@@ -42,6 +42,7 @@ fn encode_decode_and_text_round_trip() {
         weights: Weights::differential(),
         allow_fail_prepare: true,
         max_ops: MAX_OPS,
+        arch: memslot_diff::ArchProfile::X86_512,
     };
     check!()
         .with_arbitrary::<Vec<Op>>()

@@ -42,6 +42,8 @@ struct api_ranks {
 
 struct api_private {
 	struct api_ranks ranks[KVM_ADDRESS_SPACE_NUM];
+	/* api_get_state()'s scratch: what id_to_memslot() returns for each id. */
+	struct kvm_memory_slot *by_id[KVM_MEM_SLOTS_NUM];
 };
 
 static struct api_ranks *api_ranks(struct kvm *kvm, int as_id)
@@ -406,6 +408,32 @@ API_GUARDED(hva_range_memslots,
 	    (kvm, as_id, start, end, ids, cap))
 
 /*
+ * What id_to_memslot() returns for each id, from one walk of the id hash: the
+ * first slot with that id in the chain of the bucket the id hashes to, which
+ * is where id_to_memslot() looks.  NULL when @nr slots are few enough for a
+ * lookup each (chains are short below one slot per bucket).
+ */
+API_UNTRACED
+static struct kvm_memory_slot **api_by_id(struct kvm *kvm, struct kvm_memslots *slots, int nr)
+{
+	struct kvm_memory_slot **by_id = ((struct api_private *)kvm->shim_api)->by_id;
+	struct kvm_memory_slot *slot;
+	int bkt, id;
+
+	if (nr <= HASH_SIZE(slots->id_hash))
+		return NULL;
+	for (id = 0; id < KVM_MEM_SLOTS_NUM; id++)
+		by_id[id] = NULL;
+	hash_for_each(slots->id_hash, bkt, slot, id_node[slots->node_idx]) {
+		id = slot->id;
+		if (id >= 0 && id < KVM_MEM_SLOTS_NUM && !by_id[id] &&
+		    hash_min(id, HASH_BITS(slots->id_hash)) == (u32)bkt)
+			by_id[id] = slot;
+	}
+	return by_id;
+}
+
+/*
  * The header, the first min(max_entries, slots) ranks, and the index of every id: for
  * each slot of the gfn tree, the rank of the slot id_to_memslot() finds for its id (so
  * a hash entry naming another object shows at once); -1 for every other id.  An id the
@@ -416,6 +444,7 @@ API_UNTRACED
 static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *out,
 			 uint32_t max_entries)
 {
+	struct kvm_memory_slot **by_id;
 	struct kvm_memslots *slots;
 	struct api_ranks *r;
 	uint32_t i, n;
@@ -440,13 +469,14 @@ static int api_get_state(struct kvm *kvm, int as_id, struct memslot_api_state *o
 	out->nr_copied = n;
 	for (id = 0; id < KVM_MEM_SLOTS_NUM; id++)
 		out->id_to_index[id] = -1;
+	by_id = api_by_id(kvm, slots, api_ranked(r));
 	for (i = 0; i < (uint32_t)api_ranked(r); i++) {
 		struct kvm_memory_slot *slot;
 
 		id = r->slot[i]->id;
 		if (id < 0 || id >= KVM_MEM_SLOTS_NUM)
 			continue;
-		slot = id_to_memslot(slots, id);
+		slot = by_id ? by_id[id] : id_to_memslot(slots, id);
 		if (slot == r->slot[i])
 			out->id_to_index[id] = (int16_t)i;
 		else

@@ -64,31 +64,34 @@ static int api_check_rb(struct api_check *c, const char *what, int set,
 	return left + rb_is_black(node);
 }
 
-static unsigned long api_subtree_last(const struct rb_node *rb)
-{
-	const struct interval_tree_node *node = rb_entry(rb, struct interval_tree_node, rb);
-	unsigned long max = node->last;
-
-	if (rb->rb_left && api_subtree_last(rb->rb_left) > max)
-		max = api_subtree_last(rb->rb_left);
-	if (rb->rb_right && api_subtree_last(rb->rb_right) > max)
-		max = api_subtree_last(rb->rb_right);
-	return max;
-}
-
-static bool api_check_subtree_last(struct api_check *c, int set, const struct rb_node *rb)
+/*
+ * The largest `last` in the subtree at @rb into @last, every node's
+ * __subtree_last checked against its own subtree's on the way up (one visit
+ * per node: at 32k slots a recount per node would be quadratic).
+ */
+static bool api_check_subtree_last(struct api_check *c, int set, const struct rb_node *rb,
+				   unsigned long *last)
 {
 	const struct interval_tree_node *node;
+	unsigned long left = 0, right = 0, max;
 
 	if (!rb)
 		return true;
+	if (!api_check_subtree_last(c, set, rb->rb_left, &left) ||
+	    !api_check_subtree_last(c, set, rb->rb_right, &right))
+		return false;
 	node = rb_entry(rb, struct interval_tree_node, rb);
-	if (node->__subtree_last != api_subtree_last(rb))
+	max = node->last;
+	if (rb->rb_left && left > max)
+		max = left;
+	if (rb->rb_right && right > max)
+		max = right;
+	if (node->__subtree_last != max)
 		return api_fail(c, "set %d: hva tree node [%#lx, %#lx] has __subtree_last %#lx, "
 				"its subtree's last is %#lx", set, node->start, node->last,
-				node->__subtree_last, api_subtree_last(rb));
-	return api_check_subtree_last(c, set, rb->rb_left) &&
-	       api_check_subtree_last(c, set, rb->rb_right);
+				node->__subtree_last, max);
+	*last = max;
+	return true;
 }
 
 /* One set's own invariants; its slot count into @nr. */
@@ -99,7 +102,7 @@ static bool api_check_set(struct api_check *c, struct kvm *kvm, int as_id, int s
 	struct kvm_memory_slot *slot, *prev = NULL, *lru;
 	struct rb_node *node;
 	int n = 0, hashed = 0, intervals = 0, bkt;
-	unsigned long prev_start = 0;
+	unsigned long prev_start = 0, last;
 
 	if (idx != set)
 		return api_fail(c, "set %d has node_idx %d", set, idx);
@@ -157,7 +160,7 @@ static bool api_check_set(struct api_check *c, struct kvm *kvm, int as_id, int s
 	if (node && !rb_is_black(node))
 		return api_fail(c, "set %d: hva tree root is red", set);
 	if (api_check_rb(c, "hva tree", set, node, NULL, 0) < 0 ||
-	    !api_check_subtree_last(c, set, node))
+	    !api_check_subtree_last(c, set, node, &last))
 		return false;
 	if (slots->hva_tree.rb_leftmost != rb_first(&slots->hva_tree.rb_root))
 		return api_fail(c, "set %d: hva tree's cached leftmost is not its first node",

@@ -1,18 +1,20 @@
-//! Adapter for the Rust memslot core (`memslot_core::Vm`, x86-64 limits).
+//! Adapter for the Rust memslot core (`memslot_core::Vm`, at an arch profile's limits).
 
 use memslot_core::{
-    ArchLimits, Error, Fault, MemorySlot, MemslotSet, Memslots, UserMemoryRegion,
+    Error, Fault, MemorySlot, MemslotSet, Memslots, UserMemoryRegion,
     UserMemoryRegion2, Vm,
 };
 use memslot_reference::ApiSlot;
 
 use super::oracle::packed_slot;
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
-use crate::ops::{Region, Region2, KVM_MEM_SLOTS_NUM};
+use crate::arch_profile::ArchProfile;
+use crate::ops::{Region, Region2};
 
-/// `memslot_core::Vm`, with `ArchLimits::X86_64` unless built by [`CoreImpl::with_limits`].
+/// `memslot_core::Vm`, at x86-512's limits unless built by [`CoreImpl::with_arch`].
 pub struct CoreImpl {
     vm: Vm,
+    arch: ArchProfile,
     name: &'static str,
     reason: Option<String>,
     /// The array of the last [`Implementation::quick`] call, in the ports' copy format.
@@ -22,16 +24,16 @@ pub struct CoreImpl {
 impl CoreImpl {
     /// The core as shipped (or with the fault `MEMSLOT_DIFF_PLANT` names: see [`planted`]).
     pub fn new() -> CoreImpl {
-        CoreImpl::with_limits(ArchLimits::X86_64)
+        CoreImpl::with_arch(ArchProfile::X86_512)
     }
 
-    /// The core with other limits (planted fault as in [`CoreImpl::new`]): the benchmarks use
-    /// it for 32,764 slots, where no port can go. The runner's comparisons assume x86-64's.
-    pub fn with_limits(limits: ArchLimits) -> CoreImpl {
-        let mut vm = Vm::new(limits);
+    /// The core at another profile's limits (planted fault as in [`CoreImpl::new`]).
+    pub fn with_arch(arch: ArchProfile) -> CoreImpl {
+        let mut vm = Vm::new(arch.limits());
         vm.set_fault(planted());
         CoreImpl {
             vm,
+            arch,
             name: "core",
             reason: None,
             packed: Vec::new(),
@@ -158,6 +160,10 @@ impl Implementation for CoreImpl {
         self.name
     }
 
+    fn arch(&self) -> ArchProfile {
+        self.arch
+    }
+
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
         request_rc(&mut self.reason, self.vm.set_user_memory_region(&region(r)))
     }
@@ -212,6 +218,7 @@ impl Implementation for CoreImpl {
     }
 
     fn snapshot_into(&mut self, as_id: u16, full: bool, out: &mut SpaceSnapshot) {
+        let ids = self.arch.mem_slots_num();
         let space = self.space(as_id).expect("address space");
         out.generation = MemslotSet::generation(space);
         out.used_slots = MemslotSet::used_slots(space) as i64;
@@ -220,7 +227,7 @@ impl Implementation for CoreImpl {
         out.index.clear();
         if full {
             out.index.extend(
-                (0..KVM_MEM_SLOTS_NUM).filter_map(|id| space.index_of(id).map(|i| (id, i as i64))),
+                (0..ids).filter_map(|id| space.index_of(id).map(|i| (id, i as i64))),
             );
         } else {
             out.index.extend(
@@ -269,7 +276,7 @@ impl Implementation for CoreImpl {
         let mut walk = MemslotSet::walk(space);
         let mut walk_is_array = true;
         for (i, s) in space.slots().iter().enumerate() {
-            // Ids are below 512 here or the generic check fails on them; a wrapped id only
+            // Ids are below KVM_MEM_SLOTS_NUM here or the generic check fails on them; a wrapped id only
             // makes the comparison fail, and the slow path shows the real one.
             self.packed.push(packed_slot(&slot(s)));
             index_is_inverse &= s.id < 0x8000 && space.index_of(s.id) == Some(i);

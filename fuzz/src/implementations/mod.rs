@@ -21,7 +21,8 @@ pub mod tree;
 use memslot_reference::ApiSlot;
 use serde::Serialize;
 
-use crate::ops::{Region, KVM_MEM_SLOTS_NUM};
+use crate::arch_profile::ArchProfile;
+use crate::ops::Region;
 
 /// One array entry, as every implementation reports it (`id` is the C `short`, so -1 shows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -93,6 +94,8 @@ pub struct Extra {
 pub trait Implementation {
     /// Short name shown in reports: `core`, `pre`, `post`, `oracle`.
     fn name(&self) -> &'static str;
+    /// The limits it runs at: every implementation of a lockstep has the same.
+    fn arch(&self) -> ArchProfile;
     /// What the last successful request did (`create`, `delete`, `move`, `flags-only`,
     /// `no-op`), for implementations that can tell; counted in `Stats::kinds`.
     fn last_change(&self) -> Option<crate::runner::OpKind> {
@@ -226,9 +229,9 @@ pub trait Implementation {
 
 /// The invariants every implementation's normalised state must satisfy: strictly descending
 /// bases, npages > 0, no overlap, the index map the inverse of the array, the walk visiting the
-/// array in order, and the LRU hint inside the fixed array bounds.
-pub fn check_snapshot(s: &SpaceSnapshot) -> Result<(), String> {
-    if s.used_slots < 0 || s.used_slots > i64::from(KVM_MEM_SLOTS_NUM) {
+/// array in order, and the LRU hint inside the fixed array bounds (`slots_num` entries).
+pub fn check_snapshot(s: &SpaceSnapshot, slots_num: u16) -> Result<(), String> {
+    if s.used_slots < 0 || s.used_slots > i64::from(slots_num) {
         return Err(format!("used_slots {} out of range", s.used_slots));
     }
     if s.slots.len() as i64 != s.used_slots {
@@ -245,7 +248,7 @@ pub fn check_snapshot(s: &SpaceSnapshot) -> Result<(), String> {
                 slot.id
             ));
         }
-        if slot.id < 0 || slot.id >= i32::from(KVM_MEM_SLOTS_NUM) {
+        if slot.id < 0 || slot.id >= i32::from(slots_num) {
             return Err(format!("entry {i} has id {}", slot.id));
         }
         if let Some(next) = s.slots.get(i + 1) {
@@ -292,8 +295,8 @@ pub fn check_snapshot(s: &SpaceSnapshot) -> Result<(), String> {
             }
         }
     }
-    // Every entry's id maps back to it (ids are < 512 here, checked above).
-    let mut index_of = [-2i64; KVM_MEM_SLOTS_NUM as usize];
+    // Every entry's id maps back to it (ids are < slots_num here, checked above).
+    let mut index_of = vec![-2i64; usize::from(slots_num)];
     for &(id, index) in &s.index {
         if let Some(slot) = index_of.get_mut(usize::from(id)) {
             *slot = index;
@@ -324,7 +327,7 @@ pub fn check_snapshot(s: &SpaceSnapshot) -> Result<(), String> {
         ));
     }
     if let Some(lru) = s.lru {
-        if !(0..i64::from(KVM_MEM_SLOTS_NUM)).contains(&lru) {
+        if !(0..i64::from(slots_num)).contains(&lru) {
             return Err(format!("LRU hint {lru} outside the array"));
         }
     }

@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use memslot_reference::ApiSlot;
 
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
+use crate::arch_profile::ArchProfile;
 use crate::ops::{
     Op, Region, Region2, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_MAX_NR_PAGES,
-    KVM_MEM_READONLY, KVM_MEM_SLOTS_NUM, KVM_USER_MEM_SLOTS, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE_MAX,
+    KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE_MAX,
 };
 use crate::runner::OpKind;
 
@@ -109,6 +110,7 @@ pub fn packed_slot(s: &Slot) -> ApiSlot {
 /// The oracle model. Also the shadow state generators steer by.
 #[derive(Clone, Debug)]
 pub struct Oracle {
+    arch: ArchProfile,
     spaces: Vec<Space>,
     prepare_error: i32,
     reason: Option<String>,
@@ -125,9 +127,15 @@ impl Default for Oracle {
 }
 
 impl Oracle {
-    /// A VM without slots; the generation of address space `i` starts at `i`.
+    /// A VM without slots at x86-512; the generation of address space `i` starts at `i`.
     pub fn new() -> Oracle {
+        Oracle::with_arch(ArchProfile::X86_512)
+    }
+
+    /// [`Oracle::new`] at another profile's slot counts.
+    pub fn with_arch(arch: ArchProfile) -> Oracle {
         Oracle {
+            arch,
             spaces: (0..KVM_ADDRESS_SPACE_NUM)
                 .map(|as_id| Space {
                     generation: u64::from(as_id),
@@ -197,9 +205,10 @@ impl Oracle {
         const EINVAL: i32 = -22;
         const EEXIST: i32 = -17;
         let invalid = |why: &str| Err((EINVAL, why.to_string()));
+        let (user_mem_slots, mem_slots_num) = (self.arch.user_mem_slots(), self.arch.mem_slots_num());
 
         // The ioctl wrapper: (u16)slot >= KVM_USER_MEM_SLOTS.
-        if ioctl && r.id() >= KVM_USER_MEM_SLOTS {
+        if ioctl && r.id() >= user_mem_slots {
             return invalid("NotUserSlot");
         }
         // 1. check_memory_region_flags
@@ -216,7 +225,7 @@ impl Oracle {
             return invalid("GpaUnaligned");
         }
         // 5. user slots: page-aligned hva, and access_ok(hva, size) on x86-64
-        if id < KVM_USER_MEM_SLOTS {
+        if id < user_mem_slots {
             if r.userspace_addr % PAGE_SIZE != 0 {
                 return invalid("HvaUnaligned");
             }
@@ -232,7 +241,7 @@ impl Oracle {
         if as_id >= KVM_ADDRESS_SPACE_NUM {
             return invalid("AddressSpace");
         }
-        if id >= KVM_MEM_SLOTS_NUM {
+        if id >= mem_slots_num {
             return invalid("SlotId");
         }
         // 7. gpa + size must not wrap
@@ -361,6 +370,10 @@ fn intersecting(
 impl Implementation for Oracle {
     fn name(&self) -> &'static str {
         "oracle"
+    }
+
+    fn arch(&self) -> ArchProfile {
+        self.arch
     }
 
     fn last_change(&self) -> Option<OpKind> {

@@ -20,16 +20,21 @@ use memslot_reference::{
 };
 
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
+use crate::arch_profile::ArchProfile;
 use crate::ops::{
-    Op, Region, Region2, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_SLOTS_NUM,
-    KVM_USER_MEM_SLOTS, PAGE_SIZE, TASK_SIZE_MAX,
+    Op, Region, Region2, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, PAGE_SIZE, TASK_SIZE_MAX,
 };
+
+/// The 2020 ports' fixed array: `KVM_MEM_SLOTS_NUM` entries of v5.6's x86.
+const ARRAY_SLOTS: usize = memslot_reference::KVM_MEM_SLOTS_NUM;
 
 /// One state of a C port: `pre` (Linux v5.6), `post` (the seed patch applied), `post15`
 /// (exactly sized arrays) or one of their zoo states (`memslot_reference::Port`).
 pub struct PortImpl {
     vm: PortVm,
     port: Port,
+    /// The profile of the state's `KVM_MEM_SLOTS_NUM` (modern-32k: x86-32k).
+    arch: ArchProfile,
     /// used_slots seen last time per AS, so that a state copy asks for just enough entries.
     used_hint: [usize; KVM_ADDRESS_SPACE_NUM as usize],
     /// The state copied by the last snapshot, reused by the invariant check that follows it.
@@ -53,9 +58,15 @@ pub struct PortImpl {
 
 impl PortImpl {
     pub fn new(port: Port) -> PortImpl {
+        let vm = PortVm::new(port);
+        let arch = ArchProfile::ALL
+            .into_iter()
+            .find(|a| usize::from(a.mem_slots_num()) == vm.mem_slots_num())
+            .unwrap_or_else(|| panic!("{}: no arch profile has its slot count", port.name()));
         PortImpl {
-            vm: PortVm::new(port),
+            vm,
             port,
+            arch,
             used_hint: [0; KVM_ADDRESS_SPACE_NUM as usize],
             last: None,
             quick_used: 0,
@@ -79,12 +90,12 @@ impl PortImpl {
         self.port.family() == Family::Modern
     }
 
-    /// A copy of the address space with at least the first `used_slots` entries (all 512
-    /// when `full`).
+    /// A copy of the address space with at least the first `used_slots` entries (all
+    /// `KVM_MEM_SLOTS_NUM` when `full`).
     fn state(&mut self, as_id: u16, full: bool) -> RawState {
         let hint = &mut self.used_hint[usize::from(as_id)];
         let want = if full {
-            KVM_MEM_SLOTS_NUM as usize
+            usize::from(self.arch.mem_slots_num())
         } else {
             *hint + 2
         };
@@ -278,9 +289,13 @@ impl Implementation for PortImpl {
         self.port.name()
     }
 
+    fn arch(&self) -> ArchProfile {
+        self.arch
+    }
+
     fn leaves_lockstep(&self, op: &Op) -> Option<&'static str> {
         match op {
-            Op::KSet(r) if self.is_modern() && checks_private_hva(r) => Some(
+            Op::KSet(r) if self.is_modern() && checks_private_hva(r, self.arch) => Some(
                 "09d952c971a5 checks the host address of private slots too: an \
                  unaligned or out-of-range userspace_addr is -EINVAL there",
             ),
@@ -457,7 +472,7 @@ impl Implementation for PortImpl {
                 Some((cached, state)) if cached == as_id && !full => state,
                 _ => self.state(as_id, full),
             };
-            check_raw(self.port.family(), &state, full)?;
+            check_raw(self.port.family(), &state, full, self.arch)?;
             if full {
                 self.check_structure(as_id)?;
             }
@@ -558,8 +573,8 @@ impl Implementation for PortImpl {
                 // distinct values below 512, id_to_index is their inverse permutation, and
                 // the ids below used_slots are exactly the array's (the normalised full
                 // index). The entries past used_slots are empty.
-                let state = self.vm.state_ref(as_id, KVM_MEM_SLOTS_NUM as usize);
-                state.entries.len() == KVM_MEM_SLOTS_NUM as usize
+                let state = self.vm.state_ref(as_id, ARRAY_SLOTS);
+                state.entries.len() == ARRAY_SLOTS
                     && state.entries.iter().enumerate().all(|(i, e)| {
                         usize::try_from(e.id)
                             .ok()
@@ -581,8 +596,8 @@ impl Implementation for PortImpl {
 }
 
 /// The port-specific invariants of a raw `struct kvm_memslots`.
-fn check_raw(family: Family, s: &RawState, full: bool) -> Result<(), String> {
-    let slots_num = KVM_MEM_SLOTS_NUM as usize;
+fn check_raw(family: Family, s: &RawState, full: bool, arch: ArchProfile) -> Result<(), String> {
+    let slots_num = usize::from(arch.mem_slots_num());
     let used = usize::try_from(s.used_slots)
         .ok()
         .filter(|&u| u <= slots_num)
@@ -616,7 +631,7 @@ fn check_raw(family: Family, s: &RawState, full: bool) -> Result<(), String> {
     match family {
         Family::Pre => {
             // id_to_index is a permutation of 0..512 (every id, used or not, has an entry).
-            let mut seen = [false; KVM_MEM_SLOTS_NUM as usize];
+            let mut seen = [false; ARRAY_SLOTS];
             for (id, &i) in s.id_to_index.iter().enumerate() {
                 match usize::try_from(i).ok().filter(|&i| i < slots_num) {
                     Some(i) if !seen[i] => seen[i] = true,
@@ -683,14 +698,14 @@ fn check_raw(family: Family, s: &RawState, full: bool) -> Result<(), String> {
 /// Whether an in-kernel request for a private id fails 09d952c971a5's host address check
 /// (`__kvm_set_memory_region()` since then: page aligned, untagged, `access_ok()`), which
 /// 2020's code applies to user ids only.
-fn checks_private_hva(r: &Region) -> bool {
+fn checks_private_hva(r: &Region, arch: ArchProfile) -> bool {
     let hva = r.userspace_addr;
     let access_ok = hva
         .checked_add(r.memory_size)
         .is_some_and(|end| end <= TASK_SIZE_MAX);
     // Past the ids and address spaces a VM has, every state refuses the request alike.
-    let names_a_slot = r.id() < KVM_MEM_SLOTS_NUM && r.as_id() < KVM_ADDRESS_SPACE_NUM;
-    names_a_slot && r.id() >= KVM_USER_MEM_SLOTS && (hva % PAGE_SIZE != 0 || !access_ok)
+    let names_a_slot = r.id() < arch.mem_slots_num() && r.as_id() < KVM_ADDRESS_SPACE_NUM;
+    names_a_slot && r.id() >= arch.user_mem_slots() && (hva % PAGE_SIZE != 0 || !access_ok)
 }
 
 /// `(rank, id)` of each of `ids` in `ranked` (a reused buffer), sorted: the rank `rank_of`

@@ -1,5 +1,5 @@
-//! Adapter for the Rust core's tree backend (`memslot_core::Vm<TreeMemslots>`, x86-64
-//! limits): the v5.17 design, compared with the array implementations.
+//! Adapter for the Rust core's tree backend (`memslot_core::Vm<TreeMemslots>`, at an arch
+//! profile's limits): the v5.17 design, compared with the array implementations.
 //!
 //! It has no array and no index: its lookups return a slot. The adapter reports the slot's
 //! rank in the walk (descending GFN order) as its index, which is where the array would hold
@@ -7,17 +7,20 @@
 //! and is not an LRU hint: like post15's, it is saved and restored around the probes but not
 //! compared, while every lookup is.
 
-use memslot_core::{ArchLimits, Error, Fault, MemorySlot, MemslotSet, TreeMemslots, Vm};
+use memslot_core::{Error, Fault, MemorySlot, MemslotSet, TreeMemslots, Vm};
 use memslot_reference::ApiSlot;
 
 use super::core::{ids, planted, region, region2, request_rc, slot};
 use super::oracle::packed_slot;
 use super::{Found, Implementation, Quick, SpaceSnapshot};
-use crate::ops::{Region, Region2, KVM_MEM_SLOTS_NUM};
+use crate::arch_profile::ArchProfile;
+use crate::ops::{Region, Region2};
 
-/// `memslot_core::Vm<TreeMemslots>` with `ArchLimits::X86_64`.
+/// `memslot_core::Vm<TreeMemslots>` at x86-512's limits unless built by
+/// [`TreeImpl::with_arch`].
 pub struct TreeImpl {
     vm: Vm<TreeMemslots>,
+    arch: ArchProfile,
     reason: Option<String>,
     /// The walk of the last [`Implementation::quick`] call, in the ports' copy format.
     packed: Vec<ApiSlot>,
@@ -56,15 +59,16 @@ impl Ranks {
 impl TreeImpl {
     /// The tree as shipped (or with the tree fault `MEMSLOT_DIFF_PLANT` names).
     pub fn new() -> TreeImpl {
-        TreeImpl::with_limits(ArchLimits::X86_64)
+        TreeImpl::with_arch(ArchProfile::X86_512)
     }
 
-    /// The tree with other limits (today's x86: 32,764 user slots, `ArchLimits::custom`).
-    pub fn with_limits(limits: ArchLimits) -> TreeImpl {
-        let mut vm = Vm::with_backend(limits);
+    /// The tree at another profile's limits (today's x86: 32,764 user slots).
+    pub fn with_arch(arch: ArchProfile) -> TreeImpl {
+        let mut vm = Vm::with_backend(arch.limits());
         vm.set_fault(planted());
         TreeImpl {
             vm,
+            arch,
             reason: None,
             packed: Vec::new(),
             ranks: Default::default(),
@@ -119,6 +123,10 @@ impl Implementation for TreeImpl {
         "tree"
     }
 
+    fn arch(&self) -> ArchProfile {
+        self.arch
+    }
+
     fn set_user_memory_region(&mut self, r: &Region) -> i32 {
         self.ranks.iter_mut().for_each(|r| r.current = false);
         request_rc(&mut self.reason, self.vm.set_user_memory_region(&region(r)))
@@ -167,6 +175,7 @@ impl Implementation for TreeImpl {
     }
 
     fn snapshot_into(&mut self, as_id: u16, full: bool, out: &mut SpaceSnapshot) {
+        let ids = self.arch.mem_slots_num();
         let space = self.vm.memslots(as_id).expect("address space");
         let mut ranks = std::mem::take(&mut self.ranks[usize::from(as_id)]);
         out.generation = space.generation();
@@ -182,7 +191,7 @@ impl Implementation for TreeImpl {
         };
         if full {
             out.index
-                .extend((0..KVM_MEM_SLOTS_NUM).filter_map(|id| index(id).map(|i| (id, i))));
+                .extend((0..ids).filter_map(|id| index(id).map(|i| (id, i))));
         } else {
             out.index
                 .extend(space.walk().map(|s| (s.id, index(s.id).unwrap_or(-1))));
