@@ -41,8 +41,8 @@ use memslot_diff::implementations::oracle::Oracle;
 use memslot_diff::implementations::port::PortImpl;
 use memslot_diff::implementations::tree::TreeImpl;
 use memslot_diff::implementations::Implementation;
-use memslot_diff::ArchProfile;
 use memslot_diff::ops::{Region, KVM_MEM_LOG_DIRTY_PAGES, KVM_USER_MEM_SLOTS, PAGE_SIZE};
+use memslot_diff::ArchProfile;
 use memslot_reference::Port;
 
 /// Sizes every implementation runs at; the last is the x86 user limit.

@@ -6,9 +6,9 @@
 //! (choices read from the input bytes, see [`crate::decode`]) and the `stress` command (choices
 //! from a seeded RNG), through the [`Source`] trait.
 
+use crate::arch_profile::ArchProfile;
 use crate::implementations::oracle::Oracle;
 use crate::implementations::Slot;
-use crate::arch_profile::ArchProfile;
 use crate::ops::*;
 
 /// Where a generator's choices come from.
@@ -535,7 +535,10 @@ impl Generator {
     fn kernel_private(&mut self, src: &mut impl Source) {
         let (id, gpa, pages) = X86_PRIVATE_SLOTS[src.below(3) as usize];
         let k = id - TSS_PRIVATE_MEMSLOT;
-        let (id, hva) = (self.private_id(k), 0x7fff_f000_0000 + u64::from(k) * 0x10_0000);
+        let (id, hva) = (
+            self.private_id(k),
+            0x7fff_f000_0000 + u64::from(k) * 0x10_0000,
+        );
         let both = !src.chance(64);
         let spaces: &[u16] = if both { &[0, 1] } else { &[0] };
         let present = self.shadow.get(0, id).is_some();
@@ -579,8 +582,7 @@ impl Generator {
                 if self.is_full() || top < npages + gap {
                     break;
                 }
-                while next_id < self.fill_limit(all) && self.shadow.get(as_id, next_id).is_some()
-                {
+                while next_id < self.fill_limit(all) && self.shadow.get(as_id, next_id).is_some() {
                     next_id += 1;
                 }
                 if next_id >= self.fill_limit(all) {
@@ -774,7 +776,6 @@ fn pick_flags(src: &mut impl Source) -> u32 {
 
 /// The free GFN ranges `[start, end)` of a layout (array order), lowest first, within
 /// `[0, MAX_GFN)`. Never empty: a full GFN space still yields a one-page pseudo-gap at the top.
-
 pub fn gaps(layout: &[Slot]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut cursor = 0;

@@ -18,15 +18,13 @@ use std::collections::BTreeMap;
 use memslot_reference::{api_slot_bytes, ApiSlot};
 use serde::Serialize;
 
+use crate::arch_profile::ArchProfile;
 use crate::implementations::core::CoreImpl;
 use crate::implementations::oracle::{packed_slot, Oracle};
 use crate::implementations::port::PortImpl;
 use crate::implementations::tree::TreeImpl;
 use crate::implementations::{check_snapshot, Found, Implementation, Quick, Slot, SpaceSnapshot};
-use crate::ops::{
-    errno_name, Op, Region2, KVM_ADDRESS_SPACE_NUM, MAX_GFN,
-};
-use crate::arch_profile::ArchProfile;
+use crate::ops::{errno_name, Op, Region2, KVM_ADDRESS_SPACE_NUM, MAX_GFN};
 use crate::report::found_text;
 
 /// Above this many slots in an address space, probes cover only the region an operation touched.
@@ -76,11 +74,19 @@ pub fn implementations_at(arch: ArchProfile) -> Vec<Box<dyn Implementation>> {
 /// The standard set with the backend the fault is in (`core`, the array, or `tree`) replaced by
 /// one with that fault injected (self-test).
 pub fn implementations_with_fault(fault: memslot_core::Fault) -> Vec<Box<dyn Implementation>> {
-    let mut impls = standard_implementations();
+    implementations_with_fault_at(ArchProfile::X86_512, fault)
+}
+
+/// [`implementations_with_fault`] for the implementations at `arch` ([`implementations_at`]).
+pub fn implementations_with_fault_at(
+    arch: ArchProfile,
+    fault: memslot_core::Fault,
+) -> Vec<Box<dyn Implementation>> {
+    let mut impls = implementations_at(arch);
     for imp in impls.iter_mut() {
         match imp.name() {
-            "core" if !fault.in_tree() => *imp = Box::new(CoreImpl::with_fault(fault)),
-            "tree" if fault.in_tree() => *imp = Box::new(TreeImpl::with_fault(fault)),
+            "core" if !fault.in_tree() => *imp = Box::new(CoreImpl::with_fault_at(arch, fault)),
+            "tree" if fault.in_tree() => *imp = Box::new(TreeImpl::with_fault_at(arch, fault)),
             _ => {}
         }
     }

@@ -590,7 +590,11 @@ set slot=0x10003 size=0 flags=dirty|readonly
         for (text, line, needle) in [
             ("arch arm64\n", 1, "unknown arch profile 'arm64'"),
             ("arch\n", 1, "unknown arch profile ''"),
-            ("set id=1 size=0\narch x86-32k\n", 2, "before the first operation"),
+            (
+                "set id=1 size=0\narch x86-32k\n",
+                2,
+                "before the first operation",
+            ),
             ("arch x86-32k\narch x86-512\n", 2, "a second 'arch' line"),
         ] {
             let e = parse(text).unwrap_err();

@@ -206,9 +206,13 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
         opts.seed,
         budget_text(opts),
         match lockstep.port() {
-            None => "core, pre, post, post15, oracle".to_string(),
             Some(port) if update_target => format!("core and {port} through update_memslots"),
-            Some(port) => format!("core, {port}, oracle"),
+            _ => lockstep
+                .implementations()
+                .iter()
+                .map(|imp| imp.name())
+                .collect::<Vec<_>>()
+                .join(", "),
         },
         if opts.generator == Drawn::Random {
             " (random generator)"

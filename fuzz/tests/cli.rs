@@ -456,3 +456,87 @@ fn variant_without_a_variant_build_names_the_remedy() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not both"), "{err}");
 }
+
+/// `arch x86-32k` (or `--arch x86-32k`) runs at today's x86 limits: ids up to 32,763 through
+/// the ioctl, 32,764..32,766 in-kernel, on core, modern-32k, tree and oracle; the zoo's
+/// locksteps refuse it, an unknown profile names the known ones, and printing keeps the line.
+#[test]
+fn the_x86_32k_profile_runs_todays_slot_ids() {
+    let dir = temp_dir("arch");
+    let ops = "set id=32763 gpa=0 size=4K hva=0x7f0000000000\n\
+               set id=32764 gpa=1M size=4K hva=0x7f0000100000\n\
+               kset id=32766 gpa=2M size=4K hva=0x7f0000200000\n\
+               id id=32763\n";
+    let today = write(
+        &dir,
+        "today.scenario",
+        format!("arch x86-32k\n{ops}").as_bytes(),
+    );
+    let plain = write(&dir, "plain.scenario", ops.as_bytes());
+    let (code, out, err) = memslot_diff(&["replay", "--summary", "--json", &today]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let doc = doc.as_array().map_or(&doc, |a| &a[0]);
+    let names: Vec<&str> = doc["steps"][0]["states"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, ["core", "modern-32k", "oracle", "tree"]);
+    let (_, summary, _) = memslot_diff(&["replay", "--summary", &today]);
+    assert!(summary.contains("steps=4 EINVAL=1 ok=2"), "{summary}");
+    // The same program at x86-512 refuses all three requests; --arch runs it at x86-32k.
+    let (_, summary, _) = memslot_diff(&["replay", "--summary", &plain]);
+    assert!(summary.contains("steps=4 EINVAL=3"), "{summary}");
+    let (_, summary, _) = memslot_diff(&["replay", "--summary", "--arch", "x86-32k", &plain]);
+    assert!(summary.contains("steps=4 EINVAL=1 ok=2"), "{summary}");
+    let (code, _, err) = memslot_diff(&["replay", "--zoo", "stale-lru", &today]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("today.scenario: the program is for arch x86-32k"),
+        "{err}"
+    );
+    let (code, _, err) = memslot_diff(&["replay", "--arch", "x86-64k", &plain]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown arch profile 'x86-64k' (known: x86-512, x86-32k)"),
+        "{err}"
+    );
+    let (code, _, err) = memslot_diff(&[
+        "stress",
+        "--arch",
+        "x86-32k",
+        "--zoo",
+        "stale-lru",
+        "--iters",
+        "1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--arch with --zoo"), "{err}");
+    let bad = write(
+        &dir,
+        "late.scenario",
+        format!("{ops}arch x86-32k\n").as_bytes(),
+    );
+    let (code, _, err) = memslot_diff(&["replay", &bad]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("late.scenario:5: 'arch' comes before the first operation"),
+        "{err}"
+    );
+    // fmt keeps the line; stress generates and runs at the profile.
+    let bytes = dir.join("today.bin").display().to_string();
+    let (code, out, _) = memslot_diff(&["encode", &today, &bytes]);
+    assert_eq!(code, 0);
+    assert!(out.contains("replay them with --arch x86-32k"), "{out}");
+    let (code, out, _) = memslot_diff(&["fmt", "--text", &today]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\narch x86-32k\nset as=0 id=32763"), "{out}");
+    let out_dir = dir.join("stress").display().to_string();
+    let (code, out, err) = memslot_diff(&[
+        "stress", "--arch", "x86-32k", "--seed", "7", "--iters", "20", "--out", &out_dir,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("core, modern-32k, tree, oracle"), "{out}");
+}

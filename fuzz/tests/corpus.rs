@@ -92,9 +92,8 @@ fn every_corpus_file_agrees_and_behaves_as_recorded() {
                     // A scenario for another profile (its `arch` line) runs on that
                     // profile's lockstep, as `replay` runs it; the fuzz targets run at x86-512.
                     let lockstep = Lockstep::at(loaded.arch);
-                    let result =
-                        Runner::new(lockstep.implementations(), RunOptions::default())
-                            .run(&loaded.ops);
+                    let result = Runner::new(lockstep.implementations(), RunOptions::default())
+                        .run(&loaded.ops);
                     match result.divergence {
                         None => result.stats.summary(),
                         Some(d) => {

@@ -500,8 +500,8 @@ impl PortVm {
     fn wrap(port: Port, kvm: NonNull<ffi::Kvm>, live: i64) -> PortVm {
         let created_allocations = live_allocations() - live;
         // SAFETY: a constant of the state.
-        let slots_num = usize::try_from(unsafe { (port.fns().mem_slots_num)() })
-            .expect("KVM_MEM_SLOTS_NUM");
+        let slots_num =
+            usize::try_from(unsafe { (port.fns().mem_slots_num)() }).expect("KVM_MEM_SLOTS_NUM");
         PortVm {
             port,
             kvm,

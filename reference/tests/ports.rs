@@ -947,7 +947,11 @@ fn modern_32k_holds_todays_x86_slot_count() {
     assert_eq!((state.used_slots, state.entries.len()), (all as i32, all));
     assert_eq!(state.id_to_index.len(), all, "an index value for every id");
     for (rank, entry) in state.entries.iter().enumerate() {
-        assert_eq!(state.id_to_index[entry.id as usize], rank as i16, "id {}", entry.id);
+        assert_eq!(
+            state.id_to_index[entry.id as usize], rank as i16,
+            "id {}",
+            entry.id
+        );
     }
     assert_eq!(vm.allocations().0, created + 2 * i64::from(USER + 3));
     for as_id in 0..2 {

@@ -1,8 +1,7 @@
 //! Adapter for the Rust memslot core (`memslot_core::Vm`, at an arch profile's limits).
 
 use memslot_core::{
-    Error, Fault, MemorySlot, MemslotSet, Memslots, UserMemoryRegion,
-    UserMemoryRegion2, Vm,
+    Error, Fault, MemorySlot, MemslotSet, Memslots, UserMemoryRegion, UserMemoryRegion2, Vm,
 };
 use memslot_reference::ApiSlot;
 
@@ -43,7 +42,12 @@ impl CoreImpl {
     /// The core with a deliberate one-line bug (memslot-core's `fault-injection` feature), for
     /// the harness's self-test. It reports as `core`, like the real one.
     pub fn with_fault(fault: Fault) -> CoreImpl {
-        let mut core = CoreImpl::new();
+        CoreImpl::with_fault_at(ArchProfile::X86_512, fault)
+    }
+
+    /// [`CoreImpl::with_fault`] at another profile's limits.
+    pub fn with_fault_at(arch: ArchProfile, fault: Fault) -> CoreImpl {
+        let mut core = CoreImpl::with_arch(arch);
         core.vm.set_fault(Some(fault));
         core
     }
@@ -226,9 +230,8 @@ impl Implementation for CoreImpl {
         out.slots.extend(space.slots().iter().map(slot));
         out.index.clear();
         if full {
-            out.index.extend(
-                (0..ids).filter_map(|id| space.index_of(id).map(|i| (id, i as i64))),
-            );
+            out.index
+                .extend((0..ids).filter_map(|id| space.index_of(id).map(|i| (id, i as i64))));
         } else {
             out.index.extend(
                 space

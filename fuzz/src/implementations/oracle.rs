@@ -205,7 +205,8 @@ impl Oracle {
         const EINVAL: i32 = -22;
         const EEXIST: i32 = -17;
         let invalid = |why: &str| Err((EINVAL, why.to_string()));
-        let (user_mem_slots, mem_slots_num) = (self.arch.user_mem_slots(), self.arch.mem_slots_num());
+        let (user_mem_slots, mem_slots_num) =
+            (self.arch.user_mem_slots(), self.arch.mem_slots_num());
 
         // The ioctl wrapper: (u16)slot >= KVM_USER_MEM_SLOTS.
         if ioctl && r.id() >= user_mem_slots {

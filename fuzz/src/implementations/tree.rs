@@ -78,7 +78,12 @@ impl TreeImpl {
     /// The tree with a deliberate one-line bug (memslot-core's `fault-injection` feature), for
     /// the harness's self-test. It reports as `tree`, like the real one.
     pub fn with_fault(fault: Fault) -> TreeImpl {
-        let mut tree = TreeImpl::new();
+        TreeImpl::with_fault_at(ArchProfile::X86_512, fault)
+    }
+
+    /// [`TreeImpl::with_fault`] at another profile's limits.
+    pub fn with_fault_at(arch: ArchProfile, fault: Fault) -> TreeImpl {
+        let mut tree = TreeImpl::with_arch(arch);
         tree.vm.set_fault(Some(fault));
         tree
     }
