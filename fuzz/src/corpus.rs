@@ -223,8 +223,10 @@ pub fn fuzz_inputs(corpus_dir: &Path, target: &str) -> Result<FuzzInputs, String
             let bytes = match Target::from_name(target) {
                 Some(scenario_target) => {
                     let loaded = load(&file, Some(scenario_target), None)?;
+                    // x86-512 programs are valid at every profile (an x86-32k fuzzer starts
+                    // from them too); a program for another profile is not this fuzzer's.
                     let fuzzer_arch = scenario_target.config().arch;
-                    if loaded.arch != fuzzer_arch {
+                    if loaded.arch != fuzzer_arch && loaded.arch != crate::ArchProfile::default() {
                         out.skipped.push(format!(
                             "{}: a program for arch {}, and this fuzzer runs at {} \
                              (MEMSLOT_DIFF_ARCH={} fuzzes it)",
