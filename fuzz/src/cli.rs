@@ -87,7 +87,7 @@ commands:
 
   mutants [--engine stress|libfuzzer] [--time T] [--jobs N] [--seed S] [--sample N]
           [--only TEXT] [--keys FILE] [--out DIR] [--list] [--bin FILE]
-        The mutation score: mutate the three C ports of the standard set (relational,
+        The mutation score: mutate the four C ports of the standard set (relational,
         logical, arithmetic, off-by-one, increment, negate, drop), build them all into one
         memslot-diff (the mutant schemata; target/mutants), run the stress engine on each
         mutant for T (default 60s; --jobs 2; --engine libfuzzer: the shipped differential

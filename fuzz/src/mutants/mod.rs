@@ -1,6 +1,6 @@
 //! `memslot-diff mutants`: the harness's mutation score on the C ports.
 //!
-//! A quiet run is worth the bugs it would have reported. This generates mutants of the three
+//! A quiet run is worth the bugs it would have reported. This generates mutants of the four
 //! ports of the standard set ([`c`]), builds them all into one `memslot-diff` (the mutant
 //! schemata, `MEMSLOT_MUTANT_SOURCES`; target dir `target/mutants`), then runs the stress
 //! engine on each (`MEMSLOT_MUTANT=<id> memslot-diff stress --seed S --time T`, a process of
@@ -29,10 +29,11 @@ pub use run::{run_one, Engine};
 
 /// The ports the standard set runs, each with the state file it runs (whose defines decide
 /// which preprocessor branches are mutated).
-pub const PORTS: [(&str, &str); 3] = [
+pub const PORTS: [(&str, &str); 4] = [
     ("pre", "states/pre_fixed.c"),
     ("post", "states/post_fixed.c"),
     ("post15", "states/post15.c"),
+    ("modern", "states/modern.c"),
 ];
 /// The files of a port that are mutated.
 pub const FILES: [&str; 2] = ["kvm_host.h", "kvm_main.c"];
@@ -64,20 +65,53 @@ pub fn generate(c_dir: &Path) -> Result<(Vec<Mutant>, Schemata), String> {
     let mut mutants = Vec::new();
     let mut files = Vec::new();
     for (port, state) in PORTS {
-        let mut defined = defines(&read(&c_dir.join(state))?);
+        let state_text = read(&c_dir.join(state))?;
+        let mut defined = defines(&state_text);
         defined.extend(shim_defines.iter().cloned());
+        // The helper goes on the first line (so that no line moves) of the port file the
+        // state includes first: before every use, and once (a header may be included twice).
+        let first = state_text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("#include \"{port}/")))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .ok_or_else(|| format!("{state}: includes no file of {port}/"))?
+            .to_string();
+        let port_start = files.len();
         for file in FILES {
             let rel = format!("{port}/{file}");
             let source = read(&c_dir.join(&rel))?;
             let mutated = c::mutate(&source, &rel, &defined, &in_scope, mutants.len());
             mutants.extend(mutated.mutants);
-            let mut schemata = mutated.schemata;
-            if file == "kvm_host.h" {
-                // On the first line, so that no line moves.
-                schemata.insert_str(0, c::HELPER);
-            }
-            files.push((PathBuf::from(rel), schemata));
+            files.push((PathBuf::from(rel), mutated.schemata));
         }
+        // The port's other files, unmutated: the schemata directory is a whole copy of the
+        // port, so that an include relative to a port file (modern's guest_memfd.c includes
+        // "kvm_host.h") finds the schemata's header, not the original one.
+        let dir = c_dir.join(port);
+        let mut others: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.is_file())
+            .filter(|path| {
+                !path
+                    .file_name()
+                    .is_some_and(|n| FILES.iter().any(|f| n == *f))
+            })
+            .collect();
+        others.sort();
+        for path in others {
+            let name = path
+                .file_name()
+                .expect("a file")
+                .to_string_lossy()
+                .into_owned();
+            files.push((PathBuf::from(port).join(name), read(&path)?));
+        }
+        let (_, text) = files[port_start..]
+            .iter_mut()
+            .find(|(rel, _)| rel.file_name().is_some_and(|n| *n == *first))
+            .ok_or_else(|| format!("{state}: {port}/{first} is not a file of the port"))?;
+        text.insert_str(0, c::HELPER);
     }
     Ok((mutants, files))
 }
@@ -121,7 +155,11 @@ mod tests {
     #[test]
     fn the_ports_have_mutants_in_every_function_the_issue_names() {
         let (mutants, files) = generate(&sources_dir()).unwrap();
-        assert_eq!(files.len(), 6);
+        // The mutated headers and sources of four ports, and modern's other five files.
+        assert_eq!(files.len(), 13);
+        assert!(files
+            .iter()
+            .any(|(f, _)| f.ends_with("modern/guest_memfd.c")));
         let functions: HashSet<&str> = mutants.iter().map(|m| m.function.as_str()).collect();
         for f in [
             "update_memslots",

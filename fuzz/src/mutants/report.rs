@@ -8,7 +8,7 @@ use super::{Outcome, Status, EQUIVALENT_LIST};
 /// The mutants still alive over time, one line per port and one for the patches (the eval
 /// chart's survival plot: detection times against the budget).
 pub(super) fn chart(outcomes: &[Outcome], o: &Options) -> String {
-    const KINDS: [&str; 5] = ["pre", "post", "post15", "core", "patches"];
+    const KINDS: [&str; 6] = ["pre", "post", "post15", "modern", "core", "patches"];
     let kind = |r: &Outcome| {
         if r.operator == "patch" {
             "patches"
