@@ -195,6 +195,11 @@ pub struct Generator {
     current_as: u16,
     /// Stop emitting after this many operations.
     pub max_ops: usize,
+    /// Send some requests as `KVM_SET_USER_MEMORY_REGION2` (the stress engine's programs; the
+    /// fuzz decoding leaves it off, so that committed inputs decode as they always did): the
+    /// state of the generator's own random stream for it, apart from the intents' source, so
+    /// that a program's intents and layout are those it had without REGION2.
+    pub region2: Option<u64>,
 }
 
 impl Default for Generator {
@@ -217,6 +222,7 @@ impl Generator {
             history: Vec::new(),
             current_as: 0,
             max_ops,
+            region2: None,
         }
     }
 
@@ -348,6 +354,58 @@ impl Generator {
 
     /// Resolve one intent with choices from `src`.
     pub fn intent(&mut self, intent: Intent, src: &mut impl Source) {
+        let start = self.ops.len();
+        self.resolve(intent, src);
+        if self.region2.is_some() {
+            self.some_as_region2(start);
+        }
+    }
+
+    /// The next value of the REGION2 stream (splitmix64).
+    fn region2_next(&mut self) -> u64 {
+        let state = self.region2.get_or_insert(0);
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Rewrites some of the ioctl requests emitted from `start` on as the REGION2 ioctl with
+    /// guest_memfd fields a default VM must ignore (the same request there, so the shadow
+    /// holds), and now and then follows one with its `KVM_MEM_GUEST_MEMFD` twin, which it
+    /// must refuse.
+    fn some_as_region2(&mut self, start: usize) {
+        for i in start..self.ops.len() {
+            let Op::Set(region) = self.ops[i] else {
+                continue;
+            };
+            let roll = self.region2_next();
+            if roll % 4 != 0 {
+                continue;
+            }
+            let value = self.region2_next();
+            let guest_memfd_offset = match (roll >> 2) % 4 {
+                0 => 0,
+                1 => (value % (1 << 20)) << PAGE_SHIFT,
+                2 => value | 1,
+                _ => u64::MAX - value % (1 << 20),
+            };
+            let r2 = Region2 {
+                region,
+                guest_memfd_offset,
+                guest_memfd: [0, 3, (value >> 32) as u32][((roll >> 4) % 3) as usize],
+            };
+            self.ops[i] = Op::Set2(r2);
+            if (roll >> 8) % 8 == 0 {
+                let flags = region.flags | KVM_MEM_GUEST_MEMFD;
+                let region = Region { flags, ..region };
+                self.emit(Op::Set2(Region2 { region, ..r2 }));
+            }
+        }
+    }
+
+    fn resolve(&mut self, intent: Intent, src: &mut impl Source) {
         match intent {
             Intent::CreateInGap => self.create_in_gap(src),
             Intent::CreateAtEdge => self.create_at_edge(src),

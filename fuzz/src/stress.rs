@@ -107,6 +107,8 @@ pub fn program_with(recipe: Recipe, seed: u64, kind: Option<Kind>) -> Vec<crate:
     };
     let fail_prepare = recipe.fail_prepare;
     let mut g = Generator::with_arch(20_000, recipe.arch);
+    // Its own stream: the program's intents are those of the seed without REGION2.
+    g.region2 = Some(seed ^ 0x5245_4749_4f4e_3200);
     let random = |g: &mut Generator, src: &mut RngSource<SmallRng>, n: u64| {
         for _ in 0..n {
             if fail_prepare && src.chance(16) {

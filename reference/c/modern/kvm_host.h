@@ -413,8 +413,10 @@ static inline void kvm_arch_commit_memory_region(struct kvm *kvm,
  * point at it.  A sequential harness never sees that copy, so the hook checks
  * the promise in the vCPU's place (as shim/arch_flush.h does for the array
  * ports, whose hook gets the INVALID copy itself): the active slot of @slot's
- * id must be another object, flagged INVALID, covering the same gfns.  A
- * broken promise counts as a WARN.
+ * id must be another object, kvm_copy_memslot()'s copy of @slot flagged
+ * INVALID: the same gfns, host range and dirty bitmap (vCPUs and MMU notifiers
+ * still find it in the trees while the update runs, and x86 dirty-logs
+ * through it).  A broken promise counts as a WARN.
  */
 static inline void kvm_arch_flush_shadow_memslot(struct kvm *kvm, struct kvm_memory_slot *slot)
 {
@@ -422,8 +424,10 @@ static inline void kvm_arch_flush_shadow_memslot(struct kvm *kvm, struct kvm_mem
 
 	if (WARN_ON(!active))
 		return;
-	WARN_ON(active == slot || !(active->flags & KVM_MEMSLOT_INVALID) ||
-		active->base_gfn != slot->base_gfn || active->npages != slot->npages);
+	WARN_ON(active == slot || active->flags != (slot->flags | KVM_MEMSLOT_INVALID) ||
+		active->base_gfn != slot->base_gfn || active->npages != slot->npages ||
+		active->userspace_addr != slot->userspace_addr ||
+		active->dirty_bitmap != slot->dirty_bitmap);
 }
 
 static inline void kvm_arch_guest_memory_reclaimed(struct kvm *kvm)
