@@ -35,7 +35,13 @@ impl ArchProfile {
         ArchProfile::ALL
             .into_iter()
             .find(|a| a.name() == text)
-            .ok_or_else(|| format!("unknown arch profile '{text}' (known: x86-512, x86-32k)"))
+            .ok_or_else(|| {
+                let known: Vec<&str> = ArchProfile::ALL.iter().map(|a| a.name()).collect();
+                format!(
+                    "unknown arch profile '{text}' (known: {})",
+                    known.join(", ")
+                )
+            })
     }
 
     /// `KVM_USER_MEM_SLOTS`: ids below it are the ioctl's; the rest are private.

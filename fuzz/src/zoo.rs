@@ -23,7 +23,7 @@ use crate::implementations::oracle::Oracle;
 use crate::implementations::port::PortImpl;
 use crate::implementations::tree::TreeImpl;
 use crate::implementations::Implementation;
-use crate::runner::{implementations_at, x86_32k_implementations};
+use crate::runner::implementations_at;
 
 /// One bug of the zoo.
 #[derive(Debug)]
@@ -123,7 +123,7 @@ pub enum Lockstep {
     /// profile's set, when the variant is of `modern_32k`).
     WithVariant,
     /// Today's x86 limits (`--arch x86-32k`): core, modern-32k, tree and oracle at 32,764
-    /// user slots ([`x86_32k_implementations`]; the 2020 ports cannot run there).
+    /// user slots (`runner::x86_32k_implementations`; the 2020 ports cannot run there).
     X86_32k,
 }
 
@@ -167,16 +167,12 @@ impl Lockstep {
     }
 
     pub fn implementations(&self) -> Vec<Box<dyn Implementation>> {
-        match self {
-            Lockstep::WithVariant => return with_variant(implementations_at(self.arch())),
-            Lockstep::X86_32k => return x86_32k_implementations(),
-            _ => {}
-        }
-        match self.port() {
-            None => implementations_at(ArchProfile::X86_512),
-            Some(port) => vec![
+        match *self {
+            Lockstep::Standard | Lockstep::X86_32k => implementations_at(self.arch()),
+            Lockstep::WithVariant => with_variant(implementations_at(self.arch())),
+            Lockstep::Zoo { bug, fixed } => vec![
                 Box::new(CoreImpl::new()),
-                Box::new(PortImpl::new(port)),
+                Box::new(PortImpl::new(if fixed { bug.fixed } else { bug.state })),
                 Box::new(TreeImpl::new()),
                 Box::new(Oracle::new()),
             ],
