@@ -36,7 +36,7 @@ done
 # fuzzing flags OSS-Fuzz puts in the environment (they would instrument the C ports for a
 # binary that does not link libFuzzer).
 env -u RUSTFLAGS -u CFLAGS -u CXXFLAGS -u LDFLAGS MEMSLOT_NO_INSTRUMENT=1 \
-    cargo build --release -p memslot-diff --features cli --bin memslot-diff \
+    cargo build --release -p memslot-diff --bin memslot-diff \
     --target-dir "$WORK/tool-target"
 rm -rf "$WORK/seeds"
 "$WORK/tool-target/release/memslot-diff" seed-corpus --corpus corpus --out "$WORK/seeds"

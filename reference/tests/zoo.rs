@@ -148,7 +148,7 @@ fn failed_prepare_leaves_the_invalid_copy_installed() {
 
 #[test]
 fn lookup_below_512_slots_reads_past_the_fixed_array() {
-    // fuzz/tests/known/lookup-below-512-slots.scenario: the bytes past memslots[511] are the
+    // fuzz/harness/tests/known/lookup-below-512-slots.scenario: the bytes past memslots[511] are the
     // index of ids 0..3, which then reads as a slot covering the GFN.
     let (mut bug, mut fixed) = both(Port::PreBugBelowLowestFull, Port::PreFixed, |vm| {
         let top = 0x3000_0000_0000u64;

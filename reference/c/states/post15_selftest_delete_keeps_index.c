@@ -2,7 +2,7 @@
 /*
  * post15 with every fix and one deliberate bug that is in no kernel: kvm_memslot_delete()
  * keeps the deleted id's index (MEMSLOT_SELFTEST_DELETE_KEEPS_INDEX). The harness's
- * self-test (fuzz/tests/selftest.rs) must catch it; never part of a lockstep otherwise.
+ * self-test (fuzz/harness/tests/selftest.rs) must catch it; never part of a lockstep otherwise.
  * The port and its C API in one translation unit (its functions are static).
  */
 #define MEMSLOT_PORT post15_selftest_delete_keeps_index
