@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::decode::{encode, Program};
 use crate::ops::Op;
 use crate::scenario;
-use crate::targets::Target;
+use crate::target::Target;
 
 /// The repository root (the workspace this crate was built in: it lives in `fuzz/harness`).
 pub fn root() -> PathBuf {

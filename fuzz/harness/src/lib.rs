@@ -14,7 +14,8 @@
 //!   [`arch_profile`] the slot limits they are built for; [`zoo`] the known-buggy variants;
 //! * the lockstep: [`runner`] execution and comparison; [`report`] the divergence report;
 //!   [`minimize`] shrinking a diverging program by whole operations;
-//! * fuzzing: [`targets`] the fuzz targets' entry points; [`profile`] where their time goes.
+//! * fuzzing: [`target`] the targets by name and their decoding; [`targets`] their entry
+//!   points; [`profile`] where their time goes.
 
 pub mod arch_profile;
 pub mod corpus;
@@ -30,10 +31,12 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod stress;
+pub mod target;
 pub mod targets;
 pub mod zoo;
 
 pub use arch_profile::ArchProfile;
 pub use ops::{Op, Region};
-pub use runner::{run, Divergence, RunOptions, RunResult, Runner};
-pub use targets::Target;
+pub use runner::{Divergence, RunOptions, RunResult, Runner};
+pub use target::Target;
+pub use zoo::run;

@@ -178,3 +178,84 @@ mod tests {
         assert_eq!((r.as_id(), r.id()), (1, 509));
     }
 }
+
+/// Flags as short names: `0`, `dirty`, `ro`, `dirty|ro`, `dirty|INVALID`, unknown bits in hex.
+pub fn flag_letters(flags: u32) -> String {
+    if flags == 0 {
+        return "0".to_string();
+    }
+    let mut parts = Vec::new();
+    if flags & KVM_MEM_LOG_DIRTY_PAGES != 0 {
+        parts.push("dirty".to_string());
+    }
+    if flags & KVM_MEM_READONLY != 0 {
+        parts.push("ro".to_string());
+    }
+    if flags & KVM_MEMSLOT_INVALID != 0 {
+        parts.push("INVALID".to_string());
+    }
+    let rest = flags & !(KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY | KVM_MEMSLOT_INVALID);
+    if rest != 0 {
+        parts.push(format!("{rest:#x}"));
+    }
+    parts.join("|")
+}
+
+/// The kinds of operation a run tells apart (`runner::Stats::kinds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Create,
+    Delete,
+    Move,
+    FlagsOnly,
+    NoOp,
+    /// An in-kernel create of a private id (509 and up).
+    Private,
+    Einval,
+    Eexist,
+    Enomem,
+    LookupHit,
+    LookupMiss,
+    IdHit,
+    IdMiss,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 13] = [
+        OpKind::Create,
+        OpKind::Delete,
+        OpKind::Move,
+        OpKind::FlagsOnly,
+        OpKind::NoOp,
+        OpKind::Private,
+        OpKind::Einval,
+        OpKind::Eexist,
+        OpKind::Enomem,
+        OpKind::LookupHit,
+        OpKind::LookupMiss,
+        OpKind::IdHit,
+        OpKind::IdMiss,
+    ];
+
+    pub fn name(self) -> &'static str {
+        [
+            "create",
+            "delete",
+            "move",
+            "flags-only",
+            "no-op",
+            "private",
+            "EINVAL",
+            "EEXIST",
+            "ENOMEM",
+            "lookup-hit",
+            "lookup-miss",
+            "id-hit",
+            "id-miss",
+        ][self as usize]
+    }
+
+    pub(crate) fn bit(self, as_id: u16) -> u32 {
+        1 << (u32::from(as_id) * 16 + self as u32)
+    }
+}

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::implementations::{Found, Implementation, Quick, SpaceSnapshot};
 use crate::ops::Region;
 use crate::runner::{OpKind, RunOptions, Runner};
-use crate::targets::Target;
+use crate::target::Target;
 use crate::zoo;
 
 /// Where the time of a set of executions went.

@@ -8,9 +8,11 @@
 
 use std::fmt::Write as _;
 
-use crate::implementations::{Found, Slot, SpaceSnapshot};
-use crate::ops::{KVM_MEMSLOT_INVALID, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY};
+pub use crate::implementations::found_text;
+use crate::implementations::{Slot, SpaceSnapshot};
+pub use crate::ops::flag_letters;
 use crate::runner::Divergence;
+pub use crate::runner::OUT_OF_BOUNDS;
 
 /// Where a divergent program came from, for the report's header and replay line.
 #[derive(Clone, Debug, Default)]
@@ -262,51 +264,6 @@ fn agree<T: PartialEq>(mut values: impl Iterator<Item = T>) -> bool {
         None => true,
     }
 }
-
-/// Flags as short names: `0`, `dirty`, `ro`, `dirty|ro`, `dirty|INVALID`, unknown bits in hex.
-pub fn flag_letters(flags: u32) -> String {
-    if flags == 0 {
-        return "0".to_string();
-    }
-    let mut parts = Vec::new();
-    if flags & KVM_MEM_LOG_DIRTY_PAGES != 0 {
-        parts.push("dirty".to_string());
-    }
-    if flags & KVM_MEM_READONLY != 0 {
-        parts.push("ro".to_string());
-    }
-    if flags & KVM_MEMSLOT_INVALID != 0 {
-        parts.push("INVALID".to_string());
-    }
-    let rest = flags & !(KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY | KVM_MEMSLOT_INVALID);
-    if rest != 0 {
-        parts.push(format!("{rest:#x}"));
-    }
-    parts.join("|")
-}
-
-/// A lookup result: `slot id 3 at index 1: gfn [0x100, 0x300) flags dirty` or `none (NULL)`.
-pub fn found_text(found: Option<&Found>) -> String {
-    match found {
-        None => "none (NULL)".to_string(),
-        Some(Found { index, slot: None }) => format!("index {index}, outside the array"),
-        Some(Found {
-            index,
-            slot: Some(s),
-        }) => format!(
-            "slot id {} at index {index}: gfn [{:#x}, {:#x}) flags {} hva {:#x}",
-            s.id,
-            s.base_gfn,
-            s.end_gfn(),
-            flag_letters(s.flags),
-            s.userspace_addr
-        ),
-    }
-}
-
-/// The aspect of a divergence in which an implementation accessed memory outside an allocation
-/// (caught by the shim's guard pages; `runner`).
-pub const OUT_OF_BOUNDS: &str = "out-of-bounds access";
 
 /// A divergence's signature: the kind of divergence, the kind of operation and the
 /// implementations that disagree with the others, e.g. `index.delete.core`,

@@ -23,7 +23,8 @@ use crate::implementations::oracle::Oracle;
 use crate::implementations::port::PortImpl;
 use crate::implementations::tree::TreeImpl;
 use crate::implementations::Implementation;
-use crate::runner::implementations_at;
+use crate::ops::Op;
+use crate::runner::{implementations_at, RunOptions, RunResult, Runner};
 
 /// One bug of the zoo.
 #[derive(Debug)]
@@ -315,4 +316,10 @@ fn with_variant(mut impls: Vec<Box<dyn Implementation>>) -> Vec<Box<dyn Implemen
         .unwrap_or(impls.len() - 1);
     impls.insert(at, Box::new(PortImpl::new(Port::Variant)));
     impls
+}
+
+/// Run `ops` on this process's implementations (the standard set, or a zoo bug's state with
+/// core and oracle: [`selected`]) with default options.
+pub fn run(ops: &[Op]) -> RunResult {
+    Runner::new(selected().implementations(), RunOptions::default()).run(ops)
 }

@@ -47,10 +47,45 @@ use serde::Serialize;
 use memslot_harness::corpus;
 use memslot_harness::zoo::{self, Generator, ZooBug};
 
-pub const USAGE: &str = "\
-usage: memslot-diff eval [--bugs a,b,...] [--engines stress,libfuzzer,libfuzzer-asan]
-                         [--trials N] [--cap T] [--baseline-trials N] [--baseline-cap T]
-                         [--jobs N] [--out DIR] [--fuzz-bin-dir DIR] [--asan-bin-dir DIR]";
+/// Measure how fast each engine finds each zoo bug: N independent trials per bug and engine
+/// from an empty corpus, then the same with the random baseline generator.
+///
+/// Writes results.json, table.md and survival.svg to --out and prints the table. The
+/// libfuzzer engines run the binaries of `cargo +nightly fuzz build` (or those in
+/// --fuzz-bin-dir and --asan-bin-dir).
+#[derive(clap::Args, Debug, Default)]
+pub struct EvalArgs {
+    /// Comma-separated zoo bugs (default: all)
+    #[arg(long, value_name = "a,b,...")]
+    bugs: Option<String>,
+    /// Comma-separated engines: stress, libfuzzer, libfuzzer-asan (default: stress,libfuzzer)
+    #[arg(long, value_name = "a,b,...")]
+    engines: Option<String>,
+    /// Trials per bug and engine (default: 10)
+    #[arg(long, value_name = "N")]
+    trials: Option<String>,
+    /// Time limit per trial (default: 60s)
+    #[arg(long, value_name = "T")]
+    cap: Option<String>,
+    /// Trials of the random baseline generator; 0 skips it (default: --trials)
+    #[arg(long, value_name = "N")]
+    baseline_trials: Option<String>,
+    /// Time limit per baseline trial (default: --cap)
+    #[arg(long, value_name = "T")]
+    baseline_cap: Option<String>,
+    /// Trials run at once (default: 2)
+    #[arg(long, value_name = "N")]
+    jobs: Option<String>,
+    /// Where results go (default: target/memslot-diff/eval)
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// The shipped build's fuzz binaries (default: where `cargo fuzz build -s none` puts them)
+    #[arg(long, value_name = "DIR")]
+    fuzz_bin_dir: Option<PathBuf>,
+    /// The AddressSanitizer build's fuzz binaries (default: target/fuzz-asan's)
+    #[arg(long, value_name = "DIR")]
+    asan_bin_dir: Option<PathBuf>,
+}
 
 /// The engines that can be measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -120,47 +155,20 @@ pub struct Options {
 }
 
 impl Options {
-    /// Parses the options of `eval` (everything after the command name).
-    pub fn parse(args: &[String]) -> Result<Options, String> {
-        const VALUED: [&str; 10] = [
-            "bugs",
-            "engines",
-            "trials",
-            "cap",
-            "baseline-trials",
-            "baseline-cap",
-            "jobs",
-            "out",
-            "fuzz-bin-dir",
-            "asan-bin-dir",
-        ];
-        let mut values: BTreeMap<&str, String> = BTreeMap::new();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let Some(option) = arg.strip_prefix("--") else {
-                return Err(format!(
-                    "eval: unexpected argument '{arg}' (eval takes only options)\n{USAGE}"
-                ));
-            };
-            let (name, inline) = match option.split_once('=') {
-                Some((name, value)) => (name, Some(value.to_string())),
-                None => (option, None),
-            };
-            let Some(&name) = VALUED.iter().find(|&&known| known == name) else {
-                return Err(format!("eval: unknown option '{arg}'\n{USAGE}"));
-            };
-            let value = match inline {
-                Some(value) => value,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| format!("eval: option --{name} needs a value"))?,
-            };
-            if values.insert(name, value).is_some() {
-                return Err(format!("eval: option --{name} given twice"));
-            }
-        }
-
+    /// Checks the options of `eval` and fills in the defaults.
+    pub fn from_args(args: EvalArgs) -> Result<Options, String> {
+        let values: BTreeMap<&str, &String> = [
+            ("bugs", &args.bugs),
+            ("engines", &args.engines),
+            ("trials", &args.trials),
+            ("cap", &args.cap),
+            ("baseline-trials", &args.baseline_trials),
+            ("baseline-cap", &args.baseline_cap),
+            ("jobs", &args.jobs),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
+        .collect();
         let bugs = match values.get("bugs") {
             None => zoo::BUGS.iter().collect(),
             Some(list) => list
@@ -211,12 +219,11 @@ impl Options {
             baseline_trials: number("baseline-trials", trials)?,
             baseline_cap: duration("baseline-cap", cap)?,
             jobs: number("jobs", 2)?,
-            out_dir: values.get("out").map_or_else(
-                || corpus::root().join("target/memslot-diff/eval"),
-                PathBuf::from,
-            ),
-            fuzz_bin_dir: values.get("fuzz-bin-dir").map(PathBuf::from),
-            asan_bin_dir: values.get("asan-bin-dir").map(PathBuf::from),
+            out_dir: args
+                .out
+                .unwrap_or_else(|| corpus::root().join("target/memslot-diff/eval")),
+            fuzz_bin_dir: args.fuzz_bin_dir,
+            asan_bin_dir: args.asan_bin_dir,
         };
         if options.trials == 0 {
             return Err("eval: --trials must be at least 1".to_string());
@@ -239,10 +246,10 @@ fn dedup<T, K: PartialEq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
     kept
 }
 
-/// `60`, `60s`, `5m`, `1h`, `500ms` ([`crate::cli::parse_duration`]); must be positive (a
+/// `60`, `60s`, `5m`, `1h`, `500ms` ([`crate::duration::parse_duration`]); must be positive (a
 /// zero cap measures nothing).
 fn parse_duration(option: &str, text: &str) -> Result<Duration, String> {
-    match crate::cli::parse_duration(text) {
+    match crate::duration::parse_duration(text) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err(format!(
             "eval: bad duration '{text}' for --{option}: must be positive"
@@ -457,12 +464,8 @@ fn find_fuzz_binaries(
 }
 
 /// Runs `eval` with `args`; progress and the table go to `out`.
-pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        let _ = writeln!(out, "{USAGE}");
-        return Ok(0);
-    }
-    let options = Options::parse(args)?;
+pub fn command(args: EvalArgs, out: &mut dyn Write) -> Result<i32, String> {
+    let options = Options::from_args(args)?;
     let binaries = find_fuzz_binaries(&options)?;
     let stress_exe =
         std::env::current_exe().map_err(|e| format!("eval: cannot find this executable: {e}"))?;
@@ -1267,6 +1270,20 @@ fn write_results(options: &Options, trials: &[Trial], groups: &[Group]) -> Resul
 mod tests {
     use super::*;
 
+    /// The options `memslot-diff eval ARGS` runs with.
+    fn parse(args: &[String]) -> Options {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Eval {
+            #[command(flatten)]
+            args: EvalArgs,
+        }
+        let args = Eval::try_parse_from(std::iter::once("eval".to_string()).chain(args.to_vec()))
+            .unwrap()
+            .args;
+        Options::from_args(args).unwrap()
+    }
+
     #[test]
     fn quantiles_interpolate_between_ranks() {
         assert_eq!(quantile(&[], 0.5), None);
@@ -1386,7 +1403,7 @@ mod tests {
 
     #[test]
     fn table_puts_baseline_beside_steered() {
-        let options = Options::parse(&["--trials".to_string(), "2".to_string()]).unwrap();
+        let options = parse(&["--trials".to_string(), "2".to_string()]);
         let table = table_markdown(&options, &summarize(&fixed_results()));
         let row = table
             .lines()
@@ -1423,7 +1440,7 @@ mod tests {
             .split(' ')
             .map(String::from)
             .collect();
-        let specs = plan(&Options::parse(&args).unwrap());
+        let specs = plan(&parse(&args));
         assert_eq!(specs.len(), 2 * 3 + 2 * 2);
         let mut dirs: Vec<&PathBuf> = specs.iter().map(|s| &s.dir).collect();
         dirs.sort();
@@ -1455,9 +1472,12 @@ mod tests {
                 "eval --cap 5x",
                 "bad duration '5x' (e.g. 30s, 5m, 1h) for --cap",
             ),
-            ("eval --cap 5 --cap 6", "--cap given twice"),
-            ("eval --jobs", "--jobs needs a value"),
-            ("eval --frobnicate 1", "unknown option '--frobnicate'"),
+            (
+                "eval --cap 5 --cap 6",
+                "'--cap <T>' cannot be used multiple times",
+            ),
+            ("eval --jobs", "a value is required for '--jobs <N>'"),
+            ("eval --frobnicate 1", "unexpected argument '--frobnicate'"),
             ("eval stale-lru", "unexpected argument 'stale-lru'"),
             (
                 "eval --engines libfuzzer --fuzz-bin-dir /nonexistent --bugs stale-lru",

@@ -3,6 +3,7 @@
 //! [`throughput`], the mutation score in [`mutants`]. `main.rs` only calls [`cli::run`].
 
 pub mod cli;
+pub mod duration;
 pub mod eval;
 pub mod mutants;
 pub mod throughput;

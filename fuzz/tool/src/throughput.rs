@@ -44,7 +44,7 @@ fn execute(target: &str, data: &[u8]) {
     match Target::from_name(target) {
         Some(t) => {
             let program = t.decode(data);
-            std::hint::black_box(memslot_harness::runner::run(&program.ops).agreed());
+            std::hint::black_box(memslot_harness::zoo::run(&program.ops).agreed());
         }
         None => {
             let calls = lowlevel::decode(data);

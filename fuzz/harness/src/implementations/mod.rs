@@ -22,7 +22,7 @@ use memslot_reference::ApiSlot;
 use serde::Serialize;
 
 use crate::arch_profile::ArchProfile;
-use crate::ops::Region;
+use crate::ops::{flag_letters, Region};
 
 /// One array entry, as every implementation reports it (`id` is the C `short`, so -1 shows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -98,7 +98,7 @@ pub trait Implementation {
     fn arch(&self) -> ArchProfile;
     /// What the last successful request did (`create`, `delete`, `move`, `flags-only`,
     /// `no-op`), for implementations that can tell; counted in `Stats::kinds`.
-    fn last_change(&self) -> Option<crate::runner::OpKind> {
+    fn last_change(&self) -> Option<crate::ops::OpKind> {
         None
     }
     /// Why this implementation cannot take part in `op` and what follows it: a documented
@@ -336,4 +336,23 @@ pub fn check_snapshot(s: &SpaceSnapshot, slots_num: u16) -> Result<(), String> {
 
 fn ids(slots: &[Slot]) -> Vec<i32> {
     slots.iter().map(|s| s.id).collect()
+}
+
+/// A lookup result: `slot id 3 at index 1: gfn [0x100, 0x300) flags dirty` or `none (NULL)`.
+pub fn found_text(found: Option<&Found>) -> String {
+    match found {
+        None => "none (NULL)".to_string(),
+        Some(Found { index, slot: None }) => format!("index {index}, outside the array"),
+        Some(Found {
+            index,
+            slot: Some(s),
+        }) => format!(
+            "slot id {} at index {index}: gfn [{:#x}, {:#x}) flags {} hva {:#x}",
+            s.id,
+            s.base_gfn,
+            s.end_gfn(),
+            flag_letters(s.flags),
+            s.userspace_addr
+        ),
+    }
 }

@@ -14,10 +14,9 @@ use memslot_reference::ApiSlot;
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::arch_profile::ArchProfile;
 use crate::ops::{
-    Op, Region, Region2, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_MAX_NR_PAGES,
-    KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE_MAX,
+    Op, OpKind, Region, Region2, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES,
+    KVM_MEM_MAX_NR_PAGES, KVM_MEM_READONLY, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE_MAX,
 };
-use crate::runner::OpKind;
 
 /// `enum kvm_mr_change`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

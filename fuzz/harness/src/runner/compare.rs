@@ -187,7 +187,7 @@ pub fn slot_text(s: &Slot) -> String {
         s.id,
         s.base_gfn,
         s.npages,
-        crate::report::flag_letters(s.flags),
+        crate::ops::flag_letters(s.flags),
         s.userspace_addr
     )
 }

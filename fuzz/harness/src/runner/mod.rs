@@ -35,15 +35,9 @@ pub use probes::{probe_points, PROBE_ALL_LIMIT};
 pub use ranges::{range_points, Ranges};
 pub use sets::*;
 
-/// Run `ops` on this process's implementations (the standard set, or a zoo bug's state with
-/// core and oracle: [`crate::zoo::selected`]) with default options.
-pub fn run(ops: &[Op]) -> RunResult {
-    Runner::new(
-        crate::zoo::selected().implementations(),
-        RunOptions::default(),
-    )
-    .run(ops)
-}
+/// The aspect of a divergence in which an implementation accessed memory outside an allocation
+/// (caught by the shim's guard pages).
+pub const OUT_OF_BOUNDS: &str = "out-of-bounds access";
 
 /// Drives a set of implementations in lockstep.
 pub struct Runner {
@@ -295,7 +289,7 @@ impl Runner {
             .filter_map(|imp| imp.fault().map(|f| format!("{}: {f}", imp.name())))
             .collect();
         if !faults.is_empty() {
-            findings.insert(0, (crate::report::OUT_OF_BOUNDS.to_string(), faults));
+            findings.insert(0, (OUT_OF_BOUNDS.to_string(), faults));
         }
         findings.dedup_by(|a, b| a.0 == b.0);
         let shown = findings

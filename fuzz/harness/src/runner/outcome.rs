@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::implementations::found_text;
 use crate::implementations::{Found, SpaceSnapshot};
+pub use crate::ops::OpKind;
 use crate::ops::{errno_name, Op, KVM_ADDRESS_SPACE_NUM};
-use crate::report::found_text;
 
 /// How thoroughly to check.
 #[derive(Clone, Debug)]
@@ -105,65 +106,6 @@ pub struct Stats {
     /// The implementations that left the lockstep, at which step and why
     /// ([`Implementation::leaves_lockstep`]).
     pub left: Vec<(&'static str, usize, &'static str)>,
-}
-
-/// The kinds of operation [`Stats::kinds`] tells apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpKind {
-    Create,
-    Delete,
-    Move,
-    FlagsOnly,
-    NoOp,
-    /// An in-kernel create of a private id (509 and up).
-    Private,
-    Einval,
-    Eexist,
-    Enomem,
-    LookupHit,
-    LookupMiss,
-    IdHit,
-    IdMiss,
-}
-
-impl OpKind {
-    pub const ALL: [OpKind; 13] = [
-        OpKind::Create,
-        OpKind::Delete,
-        OpKind::Move,
-        OpKind::FlagsOnly,
-        OpKind::NoOp,
-        OpKind::Private,
-        OpKind::Einval,
-        OpKind::Eexist,
-        OpKind::Enomem,
-        OpKind::LookupHit,
-        OpKind::LookupMiss,
-        OpKind::IdHit,
-        OpKind::IdMiss,
-    ];
-
-    pub fn name(self) -> &'static str {
-        [
-            "create",
-            "delete",
-            "move",
-            "flags-only",
-            "no-op",
-            "private",
-            "EINVAL",
-            "EEXIST",
-            "ENOMEM",
-            "lookup-hit",
-            "lookup-miss",
-            "id-hit",
-            "id-miss",
-        ][self as usize]
-    }
-
-    pub(super) fn bit(self, as_id: u16) -> u32 {
-        1 << (u32::from(as_id) * 16 + self as u32)
-    }
 }
 
 impl Stats {

@@ -5,8 +5,8 @@ use memslot_reference::ApiSlot;
 use super::compare::{all_equal, lru_text};
 use super::{range_points, Findings, Runner};
 use crate::arch_profile::ArchProfile;
+use crate::implementations::found_text;
 use crate::ops::{Op, Region2, MAX_GFN};
-use crate::report::found_text;
 
 /// Above this many slots in an address space, probes cover only the region an operation touched.
 pub const PROBE_ALL_LIMIT: usize = 32;

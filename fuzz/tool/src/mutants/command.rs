@@ -31,67 +31,72 @@ pub(super) struct Options {
     pub(super) core_missing: Option<String>,
 }
 
-const USAGE: &str = "mutants [--engine stress|libfuzzer] [--time T] [--jobs N] [--seed S] [--sample N] [--only TEXT] [--keys FILE] [--out DIR] [--list] [--bin FILE] [--check-equivalent]";
+/// The mutation score: mutate the four C ports of the standard set (relational, logical,
+/// arithmetic, off-by-one, increment, negate, drop), build them all into one memslot-diff
+/// (the mutant schemata; target/mutants), run an engine on each mutant and report killed,
+/// survived, timed out or crashed.
+///
+/// reference/c/mutants-equivalent.txt is counted apart. Writes results.json and table.md to
+/// --out. Exit 1 when a mutant survived.
+#[derive(clap::Args, Debug)]
+pub struct MutantsArgs {
+    /// stress (the generator) or libfuzzer (the shipped differential fuzz binary, built into
+    /// target/mutants-fuzz)
+    #[arg(long, value_name = "E", default_value = "stress", value_parser = ["stress", "libfuzzer"])]
+    engine: String,
+    /// Time per mutant
+    #[arg(long, value_name = "T", default_value = "60s", value_parser = crate::duration::parse_duration)]
+    time: Duration,
+    /// Mutants run at once
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    jobs: usize,
+    /// The engine's first seed
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+    /// Run N mutants, evenly spaced
+    #[arg(long, value_name = "N")]
+    sample: Option<usize>,
+    /// Run only the mutants whose key contains TEXT (repeatable)
+    #[arg(long, value_name = "TEXT")]
+    only: Vec<String>,
+    /// Run the mutants whose keys FILE lists, one per line
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
+    /// Where results.json and table.md go
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print the mutants and run nothing
+    #[arg(long)]
+    list: bool,
+    /// Use this memslot-diff with the schemata built in instead of building one
+    #[arg(long, value_name = "FILE")]
+    bin: Option<PathBuf>,
+    /// Also run the mutants listed as equivalent, to check that none is killed
+    #[arg(long)]
+    check_equivalent: bool,
+}
 
 /// `memslot-diff mutants ...`.
-pub fn command(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
+pub fn command(args: MutantsArgs, out: &mut dyn Write) -> Result<i32, String> {
     let mut o = Options {
-        engine: Engine::Stress,
-        time: Duration::from_secs(60),
-        jobs: 2,
-        seed: 1,
-        sample: None,
-        only: Vec::new(),
-        keys: None,
-        out: memslot_harness::corpus::root().join("target/memslot-diff/mutants"),
-        list: false,
-        bin: None,
-        check_equivalent: false,
+        engine: match args.engine.as_str() {
+            "libfuzzer" => Engine::Libfuzzer,
+            _ => Engine::Stress,
+        },
+        time: args.time,
+        jobs: args.jobs.max(1),
+        seed: args.seed,
+        sample: args.sample.map(|n| n.max(1)),
+        only: args.only,
+        keys: args.keys,
+        out: args
+            .out
+            .unwrap_or_else(|| memslot_harness::corpus::root().join("target/memslot-diff/mutants")),
+        list: args.list,
+        bin: args.bin,
+        check_equivalent: args.check_equivalent,
         core_missing: None,
     };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("mutants: option {name} needs a value"))
-        };
-        let number = |name: &str, v: String| {
-            v.parse::<u64>()
-                .map_err(|_| format!("mutants: bad number '{v}' for {name}"))
-        };
-        match arg.as_str() {
-            "--time" => {
-                o.time = crate::cli::parse_duration(&value("--time")?)
-                    .map_err(|e| format!("mutants: --time: {e}"))?
-            }
-            "--jobs" => o.jobs = number("--jobs", value("--jobs")?)?.max(1) as usize,
-            "--seed" => o.seed = number("--seed", value("--seed")?)?,
-            "--sample" => o.sample = Some(number("--sample", value("--sample")?)?.max(1) as usize),
-            "--only" => o.only.push(value("--only")?),
-            "--keys" => o.keys = Some(PathBuf::from(value("--keys")?)),
-            "--out" => o.out = PathBuf::from(value("--out")?),
-            "--bin" => o.bin = Some(PathBuf::from(value("--bin")?)),
-            "--list" => o.list = true,
-            "--check-equivalent" => o.check_equivalent = true,
-            "--engine" => {
-                o.engine = match value("--engine")?.as_str() {
-                    "stress" => Engine::Stress,
-                    "libfuzzer" => Engine::Libfuzzer,
-                    other => {
-                        return Err(format!(
-                            "mutants: unknown engine '{other}' (known: stress, libfuzzer)"
-                        ))
-                    }
-                }
-            }
-            other => {
-                return Err(format!(
-                    "mutants: unknown option '{other}'\nusage: memslot-diff {USAGE}"
-                ))
-            }
-        }
-    }
     let c_dir = sources_dir();
     let (mut mutants, schemata) = generate(&c_dir)?;
     // The hand-written multi-line mutants join the generated ones (operator `patch`).

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use build::cargo_build;
 pub use c::Mutant;
-pub use command::command;
+pub use command::{command, MutantsArgs};
 pub use outcome::{Outcome, Status};
 pub use run::{run_one, Engine};
 
