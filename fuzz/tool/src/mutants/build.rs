@@ -72,8 +72,6 @@ pub(crate) fn cargo_build(
                 "--release",
                 "-p",
                 "memslot-diff",
-                "--features",
-                "cli",
                 "--bin",
                 "memslot-diff",
             ]);
