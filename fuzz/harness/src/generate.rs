@@ -381,7 +381,7 @@ impl Generator {
                 continue;
             };
             let roll = self.region2_next();
-            if roll % 4 != 0 {
+            if !roll.is_multiple_of(4) {
                 continue;
             }
             let value = self.region2_next();
@@ -397,7 +397,7 @@ impl Generator {
                 guest_memfd: [0, 3, (value >> 32) as u32][((roll >> 4) % 3) as usize],
             };
             self.ops[i] = Op::Set2(r2);
-            if (roll >> 8) % 8 == 0 {
+            if (roll >> 8).is_multiple_of(8) {
                 let flags = region.flags | KVM_MEM_GUEST_MEMFD;
                 let region = Region { flags, ..region };
                 self.emit(Op::Set2(Region2 { region, ..r2 }));

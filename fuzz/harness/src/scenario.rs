@@ -289,7 +289,7 @@ pub fn hex(v: u64) -> String {
 /// A size with the largest exact binary suffix, or hex.
 pub fn size(v: u64) -> String {
     for (shift, suffix) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
-        if v != 0 && v % (1 << shift) == 0 {
+        if v != 0 && v.is_multiple_of(1 << shift) {
             return format!("{}{suffix}", v >> shift);
         }
     }

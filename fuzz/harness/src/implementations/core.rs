@@ -71,7 +71,7 @@ pub fn planted() -> Option<Fault> {
     static PLANTED: std::sync::OnceLock<Option<Fault>> = std::sync::OnceLock::new();
     *PLANTED.get_or_init(|| {
         let name = std::env::var("MEMSLOT_DIFF_PLANT").ok()?;
-        let known: Vec<String> = Fault::ALL.iter().map(|f| format!("{f:?}")).collect();
+        let known = fault_names();
         if !cfg!(feature = "plant") {
             panic!(
                 "MEMSLOT_DIFF_PLANT={name} is set, but this build of memslot-diff lacks the \
@@ -86,6 +86,11 @@ pub fn planted() -> Option<Fault> {
             )
         }))
     })
+}
+
+/// The names `MEMSLOT_DIFF_PLANT` accepts (every `Fault`).
+pub fn fault_names() -> Vec<String> {
+    Fault::ALL.iter().map(|f| format!("{f:?}")).collect()
 }
 
 /// A request's return code, keeping why it failed in `reason` (both core backends).
@@ -196,7 +201,8 @@ impl Implementation for CoreImpl {
         let offset = (hit as *const MemorySlot as usize).wrapping_sub(slots.as_ptr() as usize);
         let index = offset / std::mem::size_of::<MemorySlot>();
         // A slot from outside the array gets no index and no slot: a divergence.
-        let inside = offset % std::mem::size_of::<MemorySlot>() == 0 && index < slots.len();
+        let inside =
+            offset.is_multiple_of(std::mem::size_of::<MemorySlot>()) && index < slots.len();
         Some(found(space, if inside { index } else { usize::MAX }))
     }
 

@@ -218,15 +218,15 @@ impl Oracle {
         // 2. as_id = slot >> 16, id = (u16)slot
         let (as_id, id) = (r.as_id(), r.id());
         // 3.-4. alignment
-        if r.memory_size % PAGE_SIZE != 0 {
+        if !r.memory_size.is_multiple_of(PAGE_SIZE) {
             return invalid("SizeUnaligned");
         }
-        if r.guest_phys_addr % PAGE_SIZE != 0 {
+        if !r.guest_phys_addr.is_multiple_of(PAGE_SIZE) {
             return invalid("GpaUnaligned");
         }
         // 5. user slots: page-aligned hva, and access_ok(hva, size) on x86-64
         if id < user_mem_slots {
-            if r.userspace_addr % PAGE_SIZE != 0 {
+            if !r.userspace_addr.is_multiple_of(PAGE_SIZE) {
                 return invalid("HvaUnaligned");
             }
             let access_ok = match r.userspace_addr.checked_add(r.memory_size) {

@@ -705,7 +705,9 @@ fn checks_private_hva(r: &Region, arch: ArchProfile) -> bool {
         .is_some_and(|end| end <= TASK_SIZE_MAX);
     // Past the ids and address spaces a VM has, every state refuses the request alike.
     let names_a_slot = r.id() < arch.mem_slots_num() && r.as_id() < KVM_ADDRESS_SPACE_NUM;
-    names_a_slot && r.id() >= arch.user_mem_slots() && (hva % PAGE_SIZE != 0 || !access_ok)
+    names_a_slot
+        && r.id() >= arch.user_mem_slots()
+        && (!hva.is_multiple_of(PAGE_SIZE) || !access_ok)
 }
 
 /// `(rank, id)` of each of `ids` in `ranked` (a reused buffer), sorted: the rank `rank_of`

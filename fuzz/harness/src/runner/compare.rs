@@ -128,7 +128,7 @@ impl Runner {
 /// ids below `KVM_MEM_SLOTS_NUM`, bases strictly descending, no two neighbours overlapping.
 pub(super) fn shared_array_ok(slots: &[ApiSlot], slots_num: u16) -> bool {
     let entry_ok = |s: &ApiSlot| s.npages != 0 && (0..slots_num as i16).contains(&s.id);
-    slots.first().map_or(true, entry_ok)
+    slots.first().is_none_or(entry_ok)
         && slots.windows(2).all(|w| {
             entry_ok(&w[1])
                 && w[0].base_gfn > w[1].base_gfn

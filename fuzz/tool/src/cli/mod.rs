@@ -12,7 +12,7 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 
-pub use lockstep::{parse_number, parse_target, InputArgs, LockstepArgs};
+pub use lockstep::{parse_duration, parse_number, parse_target, InputArgs, LockstepArgs};
 
 const AFTER_HELP: &str = "\
 zoo bugs (--zoo; MEMSLOT_DIFF_ZOO=BUG[:fixed] for the fuzz targets): stale-lru, empty-array,
@@ -20,7 +20,8 @@ zoo bugs (--zoo; MEMSLOT_DIFF_ZOO=BUG[:fixed] for the fuzz targets): stale-lru, 
 arch profiles (--arch; MEMSLOT_DIFF_ARCH for the fuzz targets): x86-512 (the default: 509 user
   + 3 private slots, v5.6-v5.11), x86-32k (32,764 + 3, v5.12 onward).
 
-exit status: 0 all implementations agree, 1 divergence, 2 bad input or usage";
+exit status: 0 all implementations agree, 1 divergence (nightly: new failures stored), 2 bad
+  input or usage";
 
 /// Differential fuzzing of KVM memslot management: memslot-core, literal C ports of
 /// kvm_main.c and an oracle model in lockstep.
@@ -43,6 +44,15 @@ enum Command {
     Throughput(runs::Throughput),
     Eval(crate::eval::EvalArgs),
     Mutants(crate::mutants::MutantsArgs),
+    Nightly(crate::nightly::NightlyArgs),
+    /// Run PROGRAM in this process's group and kill the group when standard input closes:
+    /// the keeper `nightly` runs every fuzzer under (see the supervise module).
+    #[command(hide = true)]
+    Supervise {
+        program: std::path::PathBuf,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// Run the command with `args` (without the program name); returns the exit status.
@@ -81,6 +91,8 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
         Command::Throughput(a) => runs::throughput(a, out),
         Command::Eval(a) => crate::eval::command(a, out),
         Command::Mutants(a) => crate::mutants::command(a, out),
+        Command::Nightly(a) => crate::nightly::command(a, out),
+        Command::Supervise { program, args } => crate::supervise::keep(&program, &args),
     };
     match result {
         Ok(code) => code,
@@ -140,6 +152,7 @@ mod tests {
             "throughput",
             "eval",
             "mutants",
+            "nightly",
         ] {
             let (code, out, err) = run(&[command, "--help"]);
             assert_eq!(code, 0, "{command}: {err}");

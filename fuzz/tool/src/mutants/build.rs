@@ -78,41 +78,15 @@ pub(crate) fn cargo_build(
             target.join("release").join("memslot-diff")
         }
         Engine::Libfuzzer => {
-            // As ci/lib.sh's select_fuzz_toolchain: nightly when installed, else stable
-            // with RUSTC_BOOTSTRAP=1.
-            let nightly = Command::new("rustup")
-                .args(["run", "nightly", "rustc", "--version"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if nightly {
-                command.arg("+nightly");
-            } else {
-                command.env("RUSTC_BOOTSTRAP", "1");
-            }
+            command = crate::fuzz_build::cargo_fuzz();
             command
-                .args([
-                    "fuzz",
-                    "build",
-                    "--sanitizer",
-                    "none",
-                    "--release",
-                    "--target-dir",
-                ])
+                .args(["build", "--sanitizer", "none", "--release", "--target-dir"])
                 .arg(target)
                 .arg("differential");
-            let host = Command::new("rustc")
-                .arg("-vV")
-                .output()
-                .ok()
-                .and_then(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .lines()
-                        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-                })
-                .unwrap_or_else(|| "x86_64-unknown-linux-gnu".to_string());
-            target.join(host).join("release").join("differential")
+            target
+                .join(crate::fuzz_build::host_triple())
+                .join("release")
+                .join("differential")
         }
     };
     if let Some(cc) = schemata_compiler() {
