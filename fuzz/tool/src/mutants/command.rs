@@ -272,7 +272,7 @@ pub fn command(args: MutantsArgs, out: &mut dyn Write) -> Result<i32, String> {
         &serde_json::to_string_pretty(&json).unwrap_or_default(),
     )?;
     write("table.md", &summary)?;
-    write("chart.svg", &chart(&outcomes, &o))?;
+    write("chart.svg", &chart(&outcomes, &o)?)?;
     let _ = write!(out, "\n{summary}");
     let _ = writeln!(
         out,

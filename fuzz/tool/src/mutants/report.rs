@@ -7,7 +7,7 @@ use super::{Outcome, Status, EQUIVALENT_LIST};
 
 /// The mutants still alive over time, one line per port and one for the patches (the eval
 /// chart's survival plot: detection times against the budget).
-pub(super) fn chart(outcomes: &[Outcome], o: &Options) -> String {
+pub(super) fn chart(outcomes: &[Outcome], o: &Options) -> Result<String, String> {
     const KINDS: [&str; 6] = ["pre", "post", "post15", "modern", "core", "patches"];
     let kind = |r: &Outcome| {
         if r.operator == "patch" {
@@ -61,7 +61,7 @@ pub(super) fn chart(outcomes: &[Outcome], o: &Options) -> String {
             g.engine, g.detected, g.trials
         )
     };
-    crate::eval::survival_svg_with(
+    crate::chart::survival(
         &groups,
         &format!(
             "memslot-diff mutants: mutants still alive over time ({} s budget)",
@@ -276,8 +276,12 @@ mod tests {
             outcome("post15/kvm_host.h", "negate", Status::Crashed, 0.2),
             outcome("core/src/tree.rs", "patch", Status::Killed, 1.5),
         ];
-        let svg = chart(&outcomes, &o);
-        assert_eq!(svg.matches("class=\"series\"").count(), 3, "{svg}");
+        let svg = chart(&outcomes, &o).unwrap();
+        assert_eq!(
+            svg.matches("stroke-width=\"2\"").count(),
+            3 * 2,
+            "a line and a legend key each: {svg}"
+        );
         assert!(svg.contains("pre port · stress (1/2 detected)"), "{svg}");
         assert!(svg.contains("post15 port · stress (1/1 detected)"), "{svg}");
         assert!(
