@@ -194,6 +194,16 @@ pub struct Outcome {
 /// Run until the time or iteration budget is spent or a divergence is found. Progress and the
 /// report go to `out`.
 pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
+    stress_with_progress(opts, out, &mut |_, _| true)
+}
+
+/// [`stress`], offering a progress line about once a second to `progress` first, with the
+/// run so far; it is printed to `out` only when `progress` returns true.
+pub fn stress_with_progress(
+    opts: &Options,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(&Outcome, &str) -> bool,
+) -> Outcome {
     let start = Instant::now();
     let mut outcome = Outcome::default();
     let mut last_print = start;
@@ -293,11 +303,18 @@ pub fn stress(opts: &Options, out: &mut dyn Write) -> Outcome {
         }
         if last_print.elapsed() >= Duration::from_secs(1) {
             last_print = Instant::now();
-            let _ = writeln!(out, "{}", progress(&outcome, start.elapsed(), max_used));
+            let line = progress_line(&outcome, start.elapsed(), max_used);
+            if progress(&outcome, &line) {
+                let _ = writeln!(out, "{line}");
+            }
         }
     }
     outcome.elapsed = start.elapsed();
-    let _ = writeln!(out, "{}", progress(&outcome, outcome.elapsed, max_used));
+    let _ = writeln!(
+        out,
+        "{}",
+        progress_line(&outcome, outcome.elapsed, max_used)
+    );
     if outcome.failure.is_none() {
         let _ = writeln!(
             out,
@@ -317,7 +334,7 @@ fn budget_text(opts: &Options) -> String {
     }
 }
 
-fn progress(o: &Outcome, elapsed: Duration, max_used: i64) -> String {
+fn progress_line(o: &Outcome, elapsed: Duration, max_used: i64) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
     format!(
         "[{:>7.1}s] {} programs, {} ops, {:.0} programs/s, {:.0} ops/s, most slots in one AS: {}",

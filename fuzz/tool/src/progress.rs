@@ -54,6 +54,19 @@ impl Progress {
         }
     }
 
+    /// A line of the command's output (`out`: standard output), written with the bar out of
+    /// the way.
+    pub fn print(&self, out: &mut dyn std::io::Write, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| {
+                let _ = writeln!(out, "{text}");
+            }),
+            None => {
+                let _ = writeln!(out, "{text}");
+            }
+        }
+    }
+
     /// A progress line: printed above the bar, or to standard error when there is none.
     pub fn line(&self, text: &str) {
         match &self.bar {

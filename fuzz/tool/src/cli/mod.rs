@@ -57,9 +57,8 @@ enum Command {
 
 /// Run the command with `args` (without the program name); returns the exit status.
 pub fn run(args: &[String]) -> i32 {
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    run_with(args, &mut stdout.lock(), &mut stderr.lock())
+    // Not locked for the whole command: the progress bar's thread writes to stderr too.
+    run_with(args, &mut std::io::stdout(), &mut std::io::stderr())
 }
 
 /// [`run`] with explicit output streams (for tests).

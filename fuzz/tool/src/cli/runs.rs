@@ -11,6 +11,7 @@ use memslot_harness::stress;
 use memslot_harness::targets::Target;
 
 use super::lockstep::{parse_duration, parse_number, LockstepArgs};
+use crate::progress::Progress;
 
 /// Generate and check programs without libFuzzer until the budget is spent or the
 /// implementations diverge.
@@ -54,7 +55,15 @@ pub fn stress(a: Stress, out: &mut dyn Write) -> Result<i32, String> {
     let out_dir = a
         .out
         .unwrap_or_else(|| corpus::root().join("target").join("memslot-diff"));
-    let outcome = stress::stress(
+    // The bar counts programs against --iters, else seconds against --time.
+    let (total, unit) = match (iters, time) {
+        (Some(n), _) => (n, "programs"),
+        (None, Some(t)) => (t.as_secs().max(1), "s"),
+        (None, None) => (0, ""),
+    };
+    let bar = Progress::new(total, unit);
+    let start = std::time::Instant::now();
+    let outcome = stress::stress_with_progress(
         &stress::Options {
             seed,
             time,
@@ -64,7 +73,16 @@ pub fn stress(a: Stress, out: &mut dyn Write) -> Result<i32, String> {
             generator,
         },
         out,
+        &mut |so_far, line| {
+            let position = match iters {
+                Some(_) => so_far.iterations,
+                None => start.elapsed().as_secs(),
+            };
+            bar.update(position, line.split("] ").nth(1).unwrap_or(line));
+            !bar.is_bar()
+        },
     );
+    drop(bar);
     if a.json {
         let line = serde_json::json!({
             "detected": outcome.failure.is_some(),
@@ -177,6 +195,8 @@ pub fn throughput(a: Throughput, out: &mut dyn Write) -> Result<i32, String> {
         "target", "set", "inputs", "execs/s", "ops/s"
     );
     let mut results = Vec::new();
+    let bar = Progress::new(2 * targets.len() as u64, "input sets");
+    let mut measured = 0;
     for target in &targets {
         let inputs = fixed_inputs(target)?;
         let split = inputs.len() - crate::throughput::GENERATED;
@@ -185,7 +205,9 @@ pub fn throughput(a: Throughput, out: &mut dyn Write) -> Result<i32, String> {
             if part.is_empty() {
                 continue;
             }
+            bar.update(measured, &format!("{target} {set}"));
             let execs = executions_per_second(target, part, budget);
+            measured += 1;
             // Operations per input, from the profiled pass (scenario targets only).
             let mut ops_per_input = None;
             if let Some(t) = Target::from_name(target) {
@@ -197,8 +219,7 @@ pub fn throughput(a: Throughput, out: &mut dyn Write) -> Result<i32, String> {
                     Some(part_profile.operations as f64 / part_profile.executions as f64);
                 profile.add(&part_profile);
             }
-            let _ = writeln!(
-                out,
+            let row = format!(
                 "{:<13} {:<10} {:>6} {:>10.0} {:>12}",
                 target,
                 set,
@@ -206,6 +227,7 @@ pub fn throughput(a: Throughput, out: &mut dyn Write) -> Result<i32, String> {
                 execs,
                 ops_per_input.map_or("-".to_string(), |o| format!("{:.0}", o * execs))
             );
+            bar.print(out, &row);
             results.push(serde_json::json!({
                 "target": target, "set": set, "inputs": part.len(),
                 "executions_per_second": execs,
@@ -218,7 +240,10 @@ pub fn throughput(a: Throughput, out: &mut dyn Write) -> Result<i32, String> {
                 .iter()
                 .map(|(part, share)| format!("{part} {:.1}%", share * 100.0))
                 .collect();
-            let _ = writeln!(out, "  {target}: time per part: {}", shares.join(", "));
+            bar.print(
+                out,
+                &format!("  {target}: time per part: {}", shares.join(", ")),
+            );
             results.push(serde_json::json!({ "target": target, "profile": profile }));
         }
     }

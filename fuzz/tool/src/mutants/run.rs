@@ -267,21 +267,32 @@ pub(super) fn run_all(
             });
         }
         drop(tx);
+        let progress = crate::progress::Progress::new(chosen.len() as u64, "mutants");
         let mut done = 0;
+        let mut survived = 0;
         for (i, r) in rx {
             done += 1;
-            if !matches!(r.status, Status::Killed | Status::Equivalent) {
-                let _ = writeln!(
-                    out,
+            let line = if !matches!(r.status, Status::Killed | Status::Equivalent) {
+                survived += 1;
+                Some(format!(
                     "  [{done}/{}] {:?}: {} ({})",
                     chosen.len(),
                     r.status,
                     r.key,
                     r.detail
-                );
-            } else if done % 25 == 0 {
-                let _ = writeln!(out, "  [{done}/{}]", chosen.len());
+                ))
+            } else {
+                (done % 25 == 0 && !progress.is_bar())
+                    .then(|| format!("  [{done}/{}]", chosen.len()))
+            };
+            if let Some(line) = line {
+                if progress.is_bar() {
+                    progress.line(&line);
+                } else {
+                    let _ = writeln!(out, "{line}");
+                }
             }
+            progress.update(done as u64, &format!("{survived} not detected"));
             outcomes[i] = Some(r);
         }
     });
