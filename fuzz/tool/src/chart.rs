@@ -5,7 +5,19 @@
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use crate::eval::Group;
+/// One line of the chart.
+pub struct Line {
+    /// Lines with the same key share a colour (eval: bug × engine, steered and baseline).
+    pub key: String,
+    /// Dashed (a baseline) or solid.
+    pub dashed: bool,
+    /// Its name in the legend.
+    pub label: String,
+    /// The survival curve: `(t, fraction still undetected after t)`, in increasing `t`.
+    pub survival: Vec<(f64, f64)>,
+    /// Where the line ends (the budget).
+    pub cap_seconds: f64,
+}
 
 /// The shortest time on the axis: detections faster than this are drawn at it.
 const T_MIN: f64 = 1e-3;
@@ -29,20 +41,14 @@ const PALETTE: [RGBColor; 12] = [
     RGBColor(0x63, 0x79, 0x39),
 ];
 
-/// The chart of `groups` as SVG text, titled `title`, the y axis named `y_label`, each line
-/// named in the legend by `label`.
-pub fn survival(
-    groups: &[Group],
-    title: &str,
-    y_label: &str,
-    label: &dyn Fn(&Group) -> String,
-) -> Result<String, String> {
-    let t_max = groups
+/// The chart of `lines` as SVG text, titled `title`, the y axis named `y_label`.
+pub fn survival(lines: &[Line], title: &str, y_label: &str) -> Result<String, String> {
+    let t_max = lines
         .iter()
         .map(|g| g.cap_seconds)
         .fold(1.0, f64::max)
         .max(T_MIN * 10.0);
-    let height = 500.max(60 + groups.len() as u32 * LEGEND_ROW as u32);
+    let height = 500.max(60 + lines.len() as u32 * LEGEND_ROW as u32);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (PLOT_WIDTH + LEGEND_WIDTH, height))
@@ -66,13 +72,12 @@ pub fn survival(
             .light_line_style(WHITE)
             .draw()
             .map_err(draw_error)?;
-        for (row, (colour, group)) in in_legend_order(groups).into_iter().enumerate() {
+        for (row, (colour, line)) in in_legend_order(lines).into_iter().enumerate() {
             let style = PALETTE[colour % PALETTE.len()].stroke_width(2);
-            let steered = group.generator == "steered";
-            let points = steps(group);
+            let points = steps(line);
             let y = 30 + row as i32 * LEGEND_ROW;
             let key = vec![(10, y), (38, y)];
-            if steered {
+            if !line.dashed {
                 chart
                     .draw_series(LineSeries::new(points, style))
                     .map_err(draw_error)?;
@@ -88,7 +93,11 @@ pub fn survival(
                     .map_err(draw_error)?;
             }
             legend
-                .draw(&Text::new(label(group), (44, y - 6), ("sans-serif", 12)))
+                .draw(&Text::new(
+                    line.label.as_str(),
+                    (44, y - 6),
+                    ("sans-serif", 12),
+                ))
                 .map_err(draw_error)?;
         }
         root.present().map_err(draw_error)?;
@@ -99,37 +108,36 @@ pub fn survival(
     Ok(svg)
 }
 
-/// The groups with their colour, each bug × engine's steered line right above its baseline;
-/// colours in order of first appearance.
-fn in_legend_order(groups: &[Group]) -> Vec<(usize, &Group)> {
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    let mut series: Vec<(usize, &Group)> = groups
+/// The lines with their colour, in order of first appearance of their key, each key's solid
+/// line right above its dashed one.
+fn in_legend_order(lines: &[Line]) -> Vec<(usize, &Line)> {
+    let mut keys: Vec<&str> = Vec::new();
+    let mut series: Vec<(usize, &Line)> = lines
         .iter()
-        .map(|group| {
-            let pair = (group.bug, group.engine);
-            let colour = pairs.iter().position(|&p| p == pair).unwrap_or_else(|| {
-                pairs.push(pair);
-                pairs.len() - 1
+        .map(|line| {
+            let colour = keys.iter().position(|&k| k == line.key).unwrap_or_else(|| {
+                keys.push(&line.key);
+                keys.len() - 1
             });
-            (colour, group)
+            (colour, line)
         })
         .collect();
-    series.sort_by_key(|&(colour, group)| (colour, group.generator != "steered"));
+    series.sort_by_key(|&(colour, line)| (colour, line.dashed));
     series
 }
 
 /// The step function of a survival curve: flat until each detection, then down, flat again
 /// to the cap.
-fn steps(group: &Group) -> Vec<(f64, f64)> {
-    let at = |t: f64| t.clamp(T_MIN, group.cap_seconds.max(T_MIN));
+fn steps(line: &Line) -> Vec<(f64, f64)> {
+    let at = |t: f64| t.clamp(T_MIN, line.cap_seconds.max(T_MIN));
     let mut points = vec![(T_MIN, 1.0)];
     let mut fraction = 1.0;
-    for &(t, after) in &group.survival {
+    for &(t, after) in &line.survival {
         points.push((at(t), fraction));
         points.push((at(t), after));
         fraction = after;
     }
-    points.push((at(group.cap_seconds), fraction));
+    points.push((at(line.cap_seconds), fraction));
     points
 }
 
@@ -149,31 +157,47 @@ fn draw_error(e: impl std::fmt::Display) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::stats::tests::fixed_results;
-    use crate::eval::{summarize, survival_svg};
+
+    fn line(key: &str, dashed: bool, survival: Vec<(f64, f64)>) -> Line {
+        Line {
+            key: key.to_string(),
+            dashed,
+            label: format!("{key} {}", if dashed { "baseline" } else { "steered" }),
+            survival,
+            cap_seconds: 10.0,
+        }
+    }
+
+    fn lines() -> Vec<Line> {
+        vec![
+            line("stale-lru", false, vec![(0.01, 0.5), (0.03, 0.0)]),
+            line("stale-lru", true, vec![(5.0, 0.5)]),
+            line("below-lowest", false, vec![(2.0, 0.0)]),
+            line("below-lowest", true, vec![]),
+        ]
+    }
 
     #[test]
     fn a_line_and_a_legend_entry_per_series() {
-        let groups = summarize(&fixed_results());
-        let svg = survival_svg(&groups).unwrap();
+        let svg = survival(&lines(), "a title & more", "still undetected").unwrap();
         assert!(svg.starts_with("<svg "), "{svg}");
         assert!(svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
-        for legend in [
-            "stale-lru · stress · steered (2/2 found)",
-            "stale-lru · stress · baseline (1/2 found)",
-            "below-lowest · libfuzzer · steered (1/1 found)",
-            "below-lowest · libfuzzer · baseline (0/1 found)",
+        for text in [
+            "stale-lru steered",
+            "stale-lru baseline",
+            "below-lowest steered",
+            "below-lowest baseline",
             "1 ms",
             "10 s",
             "100%",
-            "trials still undetected",
-            "zoo bugs still undetected over time",
+            "still undetected",
+            "a title &amp; more",
         ] {
-            assert!(svg.contains(legend), "missing {legend:?}");
+            assert!(svg.contains(text), "missing {text:?}");
         }
-        // Each steered line is one polyline, its legend key another; a dashed line and its
-        // key are a polyline per dash.
+        // Each solid line is one polyline, its legend key another; a dashed line and its
+        // key are a polyline per dash. Colours go by key.
         let series = |colour: &str| {
             svg.matches(&format!("stroke=\"{colour}\" stroke-width=\"2\""))
                 .count()
@@ -184,7 +208,7 @@ mod tests {
         );
         assert!(
             series("#1F77B4") > 2 * 2,
-            "stale-lru: a solid line, a dashed one, their keys"
+            "stale-lru: both lines, their keys"
         );
         // Every coordinate is a number: nothing of the plot went NaN or infinite.
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
@@ -192,10 +216,8 @@ mod tests {
 
     #[test]
     fn steps_go_down_at_each_detection_and_run_to_the_cap() {
-        let groups = summarize(&fixed_results());
-        let baseline = &groups[1];
         assert_eq!(
-            steps(baseline),
+            steps(&lines()[1]),
             vec![(T_MIN, 1.0), (5.0, 1.0), (5.0, 0.5), (10.0, 0.5)]
         );
         assert_eq!(time_label(0.01), "10 ms");

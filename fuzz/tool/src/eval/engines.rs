@@ -5,8 +5,52 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::trials::{Launcher, TrialSpec};
-use super::{format_seconds, generator_name};
+use std::collections::BTreeMap;
+
+use super::trials::{Trial, TrialSpec};
+use super::{format_seconds, generator_name, Engine};
+
+/// How trial processes are started.
+pub(super) struct Launcher {
+    pub(super) stress_exe: PathBuf,
+    /// Fuzz binary per libFuzzer engine and target.
+    pub(super) binaries: BTreeMap<(Engine, &'static str), PathBuf>,
+    pub(super) dict_dir: PathBuf,
+}
+
+/// Runs one trial in a fresh directory.
+pub(super) fn run_trial(spec: &TrialSpec, launcher: &Launcher) -> Result<Trial, String> {
+    let what = format!(
+        "{} {} {} seed {}",
+        spec.bug.name,
+        spec.engine.name(),
+        generator_name(spec.generator),
+        spec.seed
+    );
+    // A leftover corpus or artifact from an earlier run would make the trial neither
+    // independent nor from an empty corpus.
+    if spec.dir.exists() {
+        std::fs::remove_dir_all(&spec.dir)
+            .map_err(|e| format!("{what}: cannot clear {}: {e}", spec.dir.display()))?;
+    }
+    std::fs::create_dir_all(&spec.dir)
+        .map_err(|e| format!("{what}: cannot create {}: {e}", spec.dir.display()))?;
+    let (detected, executions, seconds) = match spec.engine {
+        Engine::Stress => run_stress(spec, launcher, &what)?,
+        Engine::LibFuzzer | Engine::LibFuzzerAsan => run_libfuzzer(spec, launcher, &what)?,
+    };
+    Ok(Trial {
+        bug: spec.bug.name,
+        engine: spec.engine.name(),
+        generator: generator_name(spec.generator),
+        seed: spec.seed,
+        detected,
+        seconds,
+        executions,
+        cap_seconds: spec.cap.as_secs_f64(),
+        dir: spec.dir.display().to_string(),
+    })
+}
 
 /// A file for a child's output (a file, not a pipe: nobody has to drain it while it runs).
 fn log_file(spec: &TrialSpec, name: &str, what: &str) -> Result<(std::fs::File, PathBuf), String> {

@@ -34,6 +34,7 @@
 //! logs and artifacts are kept under `trials/BUG/ENGINE/GENERATOR/seed-S/`.
 
 mod engines;
+mod schedule;
 pub(crate) mod stats;
 mod table;
 mod trials;
@@ -292,12 +293,12 @@ pub fn command(args: EvalArgs, out: &mut dyn Write) -> Result<i32, String> {
     );
     let _ = out.flush();
 
-    let launcher = trials::Launcher {
+    let launcher = engines::Launcher {
         stress_exe,
         binaries,
         dict_dir: corpus::root().join("fuzz/dict"),
     };
-    let (trials, errors) = trials::run_all(&specs, &launcher, options.jobs, out);
+    let (trials, errors) = schedule::run_all(&specs, &launcher, options.jobs, out);
 
     if !errors.is_empty() {
         // A partial table would read as a measurement; the trials' logs stay for diagnosis.
@@ -347,25 +348,30 @@ fn write_results(options: &Options, trials: &[Trial], groups: &[Group]) -> Resul
 /// The survival plot: fraction of trials still undetected against time, one line per group,
 /// steered solid, baseline dashed.
 pub fn survival_svg(groups: &[Group]) -> Result<String, String> {
-    let label = |group: &Group| {
-        format!(
-            "{} · {} · {} ({}/{} found)",
-            group.bug,
-            group.engine,
-            if group.generator == "steered" {
-                "steered"
-            } else {
-                "baseline"
-            },
-            group.detected,
-            group.trials
-        )
-    };
+    let lines: Vec<crate::chart::Line> = groups
+        .iter()
+        .map(|group| {
+            let steered = group.generator == "steered";
+            crate::chart::Line {
+                key: format!("{} {}", group.bug, group.engine),
+                dashed: !steered,
+                label: format!(
+                    "{} · {} · {} ({}/{} found)",
+                    group.bug,
+                    group.engine,
+                    if steered { "steered" } else { "baseline" },
+                    group.detected,
+                    group.trials
+                ),
+                survival: group.survival.clone(),
+                cap_seconds: group.cap_seconds,
+            }
+        })
+        .collect();
     crate::chart::survival(
-        groups,
+        &lines,
         "memslot-diff eval: zoo bugs still undetected over time",
         "trials still undetected",
-        &label,
     )
 }
 

@@ -1,11 +1,8 @@
-//! eval's trials: the plan (every bug × engine × generator, seeds and directories), the fuzz
-//! binaries they need, and running them a few at a time.
+//! eval's trials: the plan (every bug × engine × generator, seeds and directories) and the
+//! fuzz binaries they need.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,9 +10,7 @@ use serde::Serialize;
 use memslot_harness::corpus;
 use memslot_harness::zoo::{self, Generator, ZooBug};
 
-use super::engines::{run_libfuzzer, run_stress};
-use super::{format_seconds, generator_name, Engine, FuzzBuild, Options};
-use crate::progress::Progress;
+use super::{generator_name, Engine, FuzzBuild, Options};
 
 /// One trial to run.
 #[derive(Clone, Debug)]
@@ -91,8 +86,6 @@ pub(super) fn plan(options: &Options) -> Vec<TrialSpec> {
     specs
 }
 
-/// The fuzz binary of every target the selected bugs need, per libFuzzer engine, or an error
-/// naming the build command.
 /// The option that points eval at a build's binaries.
 fn bin_dir_option(build: FuzzBuild) -> &'static str {
     match build {
@@ -122,6 +115,8 @@ fn default_dirs(build: FuzzBuild) -> Vec<PathBuf> {
     dirs
 }
 
+/// The fuzz binary of every target the selected bugs need, per libFuzzer engine, or an error
+/// naming the build command.
 pub(super) fn find_fuzz_binaries(
     options: &Options,
 ) -> Result<BTreeMap<(Engine, &'static str), PathBuf>, String> {
@@ -183,122 +178,6 @@ pub(super) fn find_fuzz_binaries(
         }
     }
     Ok(found)
-}
-
-/// How trial processes are started.
-pub(super) struct Launcher {
-    pub(super) stress_exe: PathBuf,
-    /// Fuzz binary per libFuzzer engine and target.
-    pub(super) binaries: BTreeMap<(Engine, &'static str), PathBuf>,
-    pub(super) dict_dir: PathBuf,
-}
-
-/// Runs `specs`, `jobs` at a time, printing a line per finished trial. Returns the finished
-/// trials in plan order and the errors of broken trials (after the first error no new trial
-/// starts: the measurement is void anyway).
-pub(super) fn run_all(
-    specs: &[TrialSpec],
-    launcher: &Launcher,
-    jobs: u64,
-    out: &mut dyn Write,
-) -> (Vec<Trial>, Vec<String>) {
-    let next = AtomicUsize::new(0);
-    let broken = AtomicBool::new(false);
-    let mut finished: Vec<Option<Trial>> = vec![None; specs.len()];
-    let mut errors = Vec::new();
-    std::thread::scope(|scope| {
-        let (sender, receiver) = mpsc::channel();
-        for _ in 0..jobs.min(specs.len() as u64) {
-            let sender = sender.clone();
-            let (next, broken) = (&next, &broken);
-            scope.spawn(move || loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= specs.len() || broken.load(Ordering::SeqCst) {
-                    break;
-                }
-                let result = run_trial(&specs[index], launcher);
-                if result.is_err() {
-                    broken.store(true, Ordering::SeqCst);
-                }
-                if sender.send((index, result)).is_err() {
-                    break;
-                }
-            });
-        }
-        // Only the workers hold senders now: the loop ends when the last one is done.
-        drop(sender);
-        let progress = Progress::new(specs.len() as u64, "trials");
-        let mut done = 0;
-        for (index, result) in receiver {
-            done += 1;
-            let line = match &result {
-                Ok(trial) => format!("[{done:>4}/{}] {}", specs.len(), progress_line(trial)),
-                Err(message) => format!("[{done:>4}/{}] ERROR {message}", specs.len()),
-            };
-            if progress.is_bar() {
-                progress.line(&line);
-                progress.update(done as u64, "");
-            } else {
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
-            }
-            match result {
-                Ok(trial) => finished[index] = Some(trial),
-                Err(message) => errors.push(message),
-            }
-        }
-    });
-    (finished.into_iter().flatten().collect(), errors)
-}
-
-fn progress_line(trial: &Trial) -> String {
-    let executions = trial.executions.map_or_else(
-        || "executions unknown".to_string(),
-        |n| format!("{n} execution{}", if n == 1 { "" } else { "s" }),
-    );
-    let verdict = if trial.detected {
-        format!("detected after {}", format_seconds(trial.seconds))
-    } else {
-        format!("not detected in {}", format_seconds(trial.seconds))
-    };
-    format!(
-        "{} {} {} seed {}: {verdict} ({executions})",
-        trial.bug, trial.engine, trial.generator, trial.seed
-    )
-}
-
-/// Runs one trial in a fresh directory.
-fn run_trial(spec: &TrialSpec, launcher: &Launcher) -> Result<Trial, String> {
-    let what = format!(
-        "{} {} {} seed {}",
-        spec.bug.name,
-        spec.engine.name(),
-        generator_name(spec.generator),
-        spec.seed
-    );
-    // A leftover corpus or artifact from an earlier run would make the trial neither
-    // independent nor from an empty corpus.
-    if spec.dir.exists() {
-        std::fs::remove_dir_all(&spec.dir)
-            .map_err(|e| format!("{what}: cannot clear {}: {e}", spec.dir.display()))?;
-    }
-    std::fs::create_dir_all(&spec.dir)
-        .map_err(|e| format!("{what}: cannot create {}: {e}", spec.dir.display()))?;
-    let (detected, executions, seconds) = match spec.engine {
-        Engine::Stress => run_stress(spec, launcher, &what)?,
-        Engine::LibFuzzer | Engine::LibFuzzerAsan => run_libfuzzer(spec, launcher, &what)?,
-    };
-    Ok(Trial {
-        bug: spec.bug.name,
-        engine: spec.engine.name(),
-        generator: generator_name(spec.generator),
-        seed: spec.seed,
-        detected,
-        seconds,
-        executions,
-        cap_seconds: spec.cap.as_secs_f64(),
-        dir: spec.dir.display().to_string(),
-    })
 }
 
 #[cfg(test)]

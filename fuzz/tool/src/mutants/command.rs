@@ -2,79 +2,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::build::build;
+use super::options::{MutantsArgs, Options};
 use super::report::{chart, summarize};
 use super::run::{run_all, run_one, Bins};
 use super::{
     cargo_mutants, equivalents, generate, patches, sources_dir, Engine, Mutant, Outcome, Status,
     EQUIVALENT_LIST,
 };
-
-/// Options of the command.
-pub(super) struct Options {
-    pub(super) engine: Engine,
-    pub(super) time: Duration,
-    pub(super) jobs: usize,
-    pub(super) seed: u64,
-    pub(super) sample: Option<usize>,
-    pub(super) only: Vec<String>,
-    pub(super) keys: Option<PathBuf>,
-    pub(super) out: PathBuf,
-    pub(super) list: bool,
-    pub(super) bin: Option<PathBuf>,
-    /// Run the listed equivalent mutants too: a claim of equivalence the harness refutes fails.
-    pub(super) check_equivalent: bool,
-    /// Why the core's mutants are not in this run (cargo-mutants is missing).
-    pub(super) core_missing: Option<String>,
-}
-
-/// The mutation score: mutate the four C ports of the standard set (relational, logical,
-/// arithmetic, off-by-one, increment, negate, drop), build them all into one memslot-diff
-/// (the mutant schemata; target/mutants), run an engine on each mutant and report killed,
-/// survived, timed out or crashed.
-///
-/// reference/c/mutants-equivalent.txt is counted apart. Writes results.json and table.md to
-/// --out. Exit 1 when a mutant survived.
-#[derive(clap::Args, Debug)]
-pub struct MutantsArgs {
-    /// stress (the generator) or libfuzzer (the shipped differential fuzz binary, built into
-    /// target/mutants-fuzz)
-    #[arg(long, value_name = "E", default_value = "stress", value_parser = ["stress", "libfuzzer"])]
-    engine: String,
-    /// Time per mutant
-    #[arg(long, value_name = "T", default_value = "60s", value_parser = crate::duration::parse_duration)]
-    time: Duration,
-    /// Mutants run at once
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    jobs: usize,
-    /// The engine's first seed
-    #[arg(long, value_name = "S", default_value_t = 1)]
-    seed: u64,
-    /// Run N mutants, evenly spaced
-    #[arg(long, value_name = "N")]
-    sample: Option<usize>,
-    /// Run only the mutants whose key contains TEXT (repeatable)
-    #[arg(long, value_name = "TEXT")]
-    only: Vec<String>,
-    /// Run the mutants whose keys FILE lists, one per line
-    #[arg(long, value_name = "FILE")]
-    keys: Option<PathBuf>,
-    /// Where results.json and table.md go
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// Print the mutants and run nothing
-    #[arg(long)]
-    list: bool,
-    /// Use this memslot-diff with the schemata built in instead of building one
-    #[arg(long, value_name = "FILE")]
-    bin: Option<PathBuf>,
-    /// Also run the mutants listed as equivalent, to check that none is killed
-    #[arg(long)]
-    check_equivalent: bool,
-}
 
 /// `memslot-diff mutants ...`.
 pub fn command(args: MutantsArgs, out: &mut dyn Write) -> Result<i32, String> {

@@ -13,6 +13,7 @@ mod build;
 pub mod c;
 pub mod cargo_mutants;
 mod command;
+mod options;
 mod outcome;
 pub mod patches;
 mod report;
@@ -23,7 +24,8 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use build::cargo_build;
 pub use c::Mutant;
-pub use command::{command, MutantsArgs};
+pub use command::command;
+pub use options::MutantsArgs;
 pub use outcome::{Outcome, Status};
 pub use run::{run_one, Engine};
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::command::Options;
+use super::options::Options;
 use super::{Outcome, Status, EQUIVALENT_LIST};
 
 /// The mutants still alive over time, one line per port and one for the patches (the eval
@@ -20,7 +20,7 @@ pub(super) fn chart(outcomes: &[Outcome], o: &Options) -> Result<String, String>
                 .unwrap_or("patches")
         }
     };
-    let groups: Vec<crate::eval::Group> = KINDS
+    let lines: Vec<crate::chart::Line> = KINDS
         .iter()
         .filter_map(|&k| {
             let rs: Vec<&Outcome> = outcomes
@@ -35,40 +35,32 @@ pub(super) fn chart(outcomes: &[Outcome], o: &Options) -> Result<String, String>
                 .filter(|r| r.detected())
                 .map(|r| r.seconds)
                 .collect();
-            Some(crate::eval::Group {
-                bug: k,
-                engine: o.engine.name(),
-                generator: "steered",
-                trials: rs.len(),
-                detected: times.len(),
-                cap_seconds: o.time.as_secs_f64(),
-                seconds: crate::eval::Spread::of(&times),
-                median_executions: None,
+            let what = match k {
+                "patches" => "patch mutants".to_string(),
+                "core" => "core (cargo-mutants)".to_string(),
+                port => format!("{port} port"),
+            };
+            Some(crate::chart::Line {
+                key: k.to_string(),
+                dashed: false,
+                label: format!(
+                    "{what} · {} ({}/{} detected)",
+                    o.engine.name(),
+                    times.len(),
+                    rs.len()
+                ),
                 survival: crate::eval::survival(&times, rs.len()),
+                cap_seconds: o.time.as_secs_f64(),
             })
         })
         .collect();
-    let label = |g: &crate::eval::Group| {
-        let what = if g.bug == "patches" {
-            "patch mutants".to_string()
-        } else if g.bug == "core" {
-            "core (cargo-mutants)".to_string()
-        } else {
-            format!("{} port", g.bug)
-        };
-        format!(
-            "{what} · {} ({}/{} detected)",
-            g.engine, g.detected, g.trials
-        )
-    };
     crate::chart::survival(
-        &groups,
+        &lines,
         &format!(
             "memslot-diff mutants: mutants still alive over time ({} s budget)",
             o.time.as_secs_f64()
         ),
         "non-equivalent mutants still alive",
-        &label,
     )
 }
 
@@ -232,7 +224,7 @@ pub(super) fn summarize(outcomes: &[Outcome], o: &Options) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mutants::command::Options;
+    use crate::mutants::options::Options;
     use crate::mutants::{Engine, Mutant, Status};
     use std::path::PathBuf;
     use std::time::Duration;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::command::Options;
+use super::options::Options;
 use super::{Mutant, Outcome, Status};
 
 /// Run one mutant in a process of its own (`bin` is the schemata build: the command line

@@ -33,7 +33,7 @@ use clap::Args;
 use memslot_harness::corpus;
 use memslot_harness::targets::Target;
 
-use crate::cli::parse_duration;
+use crate::duration::parse_duration;
 use crate::fuzz_build::{self, FuzzBuild};
 use crate::supervise::{Ended, Supervised};
 use cache::Cache;
