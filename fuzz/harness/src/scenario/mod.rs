@@ -65,13 +65,17 @@
 //! `seeds/pc.scenario:12: unknown operation 'sett'` or
 //! `seeds/pc.scenario:3: bad number 'zz' for gpa`.
 
+mod fields;
+mod print;
+
 use std::fmt;
 
+pub use fields::parse_u64;
+use fields::{parse_errno, Fields};
+pub use print::{flags, hex, print, print_at, size};
+
 use crate::arch_profile::ArchProfile;
-use crate::ops::{
-    errno_value, Op, Region, Region2, KVM_MEM_GUEST_MEMFD, KVM_MEM_LOG_DIRTY_PAGES,
-    KVM_MEM_READONLY,
-};
+use crate::ops::Op;
 
 /// A malformed scenario line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,291 +219,16 @@ pub fn parse_line(line: &str) -> Result<Option<Op>, String> {
     Ok(Some(op))
 }
 
-/// [`print`] for a run at `arch`: an `arch` line first unless it is the default.
-pub fn print_at(arch: ArchProfile, ops: &[Op]) -> String {
-    if arch == ArchProfile::default() {
-        return print(ops);
-    }
-    format!("arch {}\n{}", arch.name(), print(ops))
-}
-
-/// Print a whole scenario, one canonical line per operation.
-pub fn print(ops: &[Op]) -> String {
-    let mut out = String::new();
-    for op in ops {
-        out.push_str(&op.to_string());
-        out.push('\n');
-    }
-    out
-}
-
 /// The `# expect: ...` annotation of a scenario file, if it has one.
 pub fn expectation(text: &str) -> Option<&str> {
     text.lines()
         .find_map(|l| l.trim().strip_prefix("# expect:").map(str::trim))
 }
 
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Op::Set(r) => write!(f, "set {}", RegionFields(r)),
-            Op::KSet(r) => write!(f, "kset {}", RegionFields(r)),
-            Op::Set2(r) => write!(
-                f,
-                "set2 {} gmem_offset={} gmem={}",
-                RegionFields(&r.region),
-                hex(r.guest_memfd_offset),
-                r.guest_memfd
-            ),
-            Op::Lookup { as_id, gfn } => write!(f, "lookup as={as_id} gfn={}", hex(*gfn)),
-            Op::Id { as_id, id } => write!(f, "id as={as_id} id={id}"),
-            Op::FailPrepare { errno: 0 } => f.write_str("fail-prepare off"),
-            Op::FailPrepare { errno } => write!(f, "fail-prepare errno={errno}"),
-        }
-    }
-}
-
-struct RegionFields<'a>(&'a Region);
-
-impl fmt::Display for RegionFields<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r = self.0;
-        write!(
-            f,
-            "as={} id={} gpa={} size={} hva={} flags={}",
-            r.as_id(),
-            r.id(),
-            hex(r.guest_phys_addr),
-            size(r.memory_size),
-            hex(r.userspace_addr),
-            flags(r.flags)
-        )
-    }
-}
-
-/// `0` or `0x...`.
-pub fn hex(v: u64) -> String {
-    if v == 0 {
-        "0".to_string()
-    } else {
-        format!("{v:#x}")
-    }
-}
-
-/// A size with the largest exact binary suffix, or hex.
-pub fn size(v: u64) -> String {
-    for (shift, suffix) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
-        if v != 0 && v.is_multiple_of(1 << shift) {
-            return format!("{}{suffix}", v >> shift);
-        }
-    }
-    hex(v)
-}
-
-/// Request flags as names (`0`, `dirty`, `readonly`, `dirty|readonly`) or hex.
-pub fn flags(v: u32) -> String {
-    match v {
-        0 => "0".to_string(),
-        KVM_MEM_LOG_DIRTY_PAGES => "dirty".to_string(),
-        KVM_MEM_READONLY => "readonly".to_string(),
-        3 => "dirty|readonly".to_string(),
-        _ => format!("{v:#x}"),
-    }
-}
-
-/// The `key=value` fields of one line, checked as they are added.
-struct Fields<'a> {
-    op: &'a str,
-    list: Vec<(&'a str, &'a str)>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(op: &'a str) -> Self {
-        Fields {
-            op,
-            list: Vec::new(),
-        }
-    }
-
-    fn add(&mut self, key: &'a str, value: &'a str) -> Result<(), String> {
-        if self.get(key).is_some() {
-            return Err(format!("field '{key}' given twice"));
-        }
-        if value.is_empty() {
-            return Err(format!("empty value for {key}"));
-        }
-        self.list.push((key, value));
-        Ok(())
-    }
-
-    fn get(&self, key: &str) -> Option<&'a str> {
-        self.list.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-    }
-
-    fn allow(&self, keys: &[&str]) -> Result<(), String> {
-        match self.list.iter().find(|(k, _)| !keys.contains(k)) {
-            Some((k, _)) => Err(format!(
-                "unknown field '{k}' for {} (expected {})",
-                self.op,
-                keys.join(", ")
-            )),
-            None => Ok(()),
-        }
-    }
-
-    fn number(&self, key: &str, suffix_ok: bool) -> Result<Option<u64>, String> {
-        self.get(key)
-            .map(|v| parse_u64(v, suffix_ok).map_err(|why| bad(v, key, why)))
-            .transpose()
-    }
-
-    fn required_u64(&self, key: &str) -> Result<u64, String> {
-        self.number(key, true)?
-            .ok_or_else(|| format!("missing field '{key}' for {}", self.op))
-    }
-
-    fn u16(&self, key: &str) -> Result<Option<u16>, String> {
-        match self.number(key, false)? {
-            Some(v) => u16::try_from(v)
-                .map(Some)
-                .map_err(|_| bad(self.get(key).unwrap_or(""), key, "does not fit in 16 bits")),
-            None => Ok(None),
-        }
-    }
-
-    fn region(&self) -> Result<Region, String> {
-        self.allow(&REGION_FIELDS)?;
-        self.region_fields()
-    }
-
-    /// `set2`'s fields: a region's and `gmem_offset=` (bytes) and `gmem=` (the fd), both 0 by
-    /// default.
-    fn region2(&self) -> Result<Region2, String> {
-        let mut keys = REGION_FIELDS.to_vec();
-        keys.extend(["gmem_offset", "gmem"]);
-        self.allow(&keys)?;
-        let guest_memfd = match self.number("gmem", false)? {
-            Some(fd) => u32::try_from(fd).map_err(|_| {
-                bad(
-                    self.get("gmem").unwrap_or(""),
-                    "gmem",
-                    "does not fit in 32 bits",
-                )
-            })?,
-            None => 0,
-        };
-        Ok(Region2 {
-            region: self.region_fields()?,
-            guest_memfd_offset: self.number("gmem_offset", true)?.unwrap_or(0),
-            guest_memfd,
-        })
-    }
-
-    fn region_fields(&self) -> Result<Region, String> {
-        let slot = match (
-            self.get("slot"),
-            self.get("as").is_some() || self.get("id").is_some(),
-        ) {
-            (Some(v), false) => u32::try_from(self.number("slot", false)?.unwrap_or(0))
-                .map_err(|_| bad(v, "slot", "does not fit in 32 bits"))?,
-            (Some(_), true) => return Err("give either slot= or as=/id=, not both".to_string()),
-            (None, _) => {
-                let id = self
-                    .u16("id")?
-                    .ok_or_else(|| format!("missing field 'id' for {}", self.op))?;
-                (u32::from(self.u16("as")?.unwrap_or(0)) << 16) | u32::from(id)
-            }
-        };
-        let flags = match self.get("flags") {
-            Some(v) => parse_flags(v).map_err(|why| bad(v, "flags", why))?,
-            None => 0,
-        };
-        Ok(Region {
-            slot,
-            flags,
-            guest_phys_addr: self.number("gpa", true)?.unwrap_or(0),
-            memory_size: self.required_u64("size")?,
-            userspace_addr: self.number("hva", true)?.unwrap_or(0),
-        })
-    }
-}
-
-/// The fields of `set` and `kset`.
-const REGION_FIELDS: [&str; 7] = ["as", "id", "slot", "gpa", "size", "hva", "flags"];
-
-fn bad(value: &str, key: &str, why: &str) -> String {
-    format!("bad number '{value}' for {key}: {why}")
-}
-
-/// A decimal or `0x` hex number, `_` separators allowed, with an optional K/M/G/T suffix.
-pub fn parse_u64(text: &str, suffix_ok: bool) -> Result<u64, &'static str> {
-    let (digits, shift) = match text.as_bytes().last() {
-        Some(b'K' | b'k') if suffix_ok => (&text[..text.len() - 1], 10),
-        Some(b'M' | b'm') if suffix_ok => (&text[..text.len() - 1], 20),
-        Some(b'G' | b'g') if suffix_ok => (&text[..text.len() - 1], 30),
-        Some(b'T' | b't') if suffix_ok => (&text[..text.len() - 1], 40),
-        _ => (text, 0),
-    };
-    let (digits, radix) = match digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-    {
-        Some(hex) => (hex, 16),
-        None => (digits, 10),
-    };
-    let clean: String = digits.chars().filter(|&c| c != '_').collect();
-    if clean.is_empty() || digits.starts_with('_') {
-        return Err("expected a decimal or 0x-hex number");
-    }
-    if !clean.chars().all(|c| c.is_digit(radix)) {
-        return Err(if suffix_ok {
-            "expected a decimal or 0x-hex number, optionally with a K/M/G/T suffix"
-        } else {
-            "expected a decimal or 0x-hex number"
-        });
-    }
-    let v = u64::from_str_radix(&clean, radix).map_err(|_| "does not fit in 64 bits")?;
-    v.checked_mul(1 << shift).ok_or("does not fit in 64 bits")
-}
-
-fn parse_flags(text: &str) -> Result<u32, &'static str> {
-    let mut flags = 0u32;
-    for part in text.split('|') {
-        flags |= match part {
-            "dirty" => KVM_MEM_LOG_DIRTY_PAGES,
-            "readonly" => KVM_MEM_READONLY,
-            "guest_memfd" => KVM_MEM_GUEST_MEMFD,
-            _ => {
-                let v = parse_u64(part, false)
-                    .map_err(|_| "expected a number or dirty, readonly, joined with |")?;
-                u32::try_from(v).map_err(|_| "does not fit in 32 bits")?
-            }
-        };
-    }
-    Ok(flags)
-}
-
-fn parse_errno(text: &str) -> Result<i32, String> {
-    let (negative, body) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let magnitude = if body.starts_with('E') {
-        errno_value(body).ok_or_else(|| format!("unknown errno name '{body}'"))?
-    } else {
-        let v = parse_u64(body, false).map_err(|why| bad(text, "errno", why))?;
-        // -2147483648 is the one value whose magnitude does not fit in i32.
-        if negative && v == 1 << 31 {
-            return Ok(i32::MIN);
-        }
-        i32::try_from(v).map_err(|_| bad(text, "errno", "does not fit in 32 bits"))?
-    };
-    Ok(if negative { -magnitude } else { magnitude })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::Region;
 
     #[test]
     fn parses_the_documented_example() {

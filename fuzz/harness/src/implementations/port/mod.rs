@@ -19,11 +19,14 @@ use memslot_reference::{
     RawState, NOT_IN_ARRAY,
 };
 
+mod ranks;
+mod state;
+
 use super::{Found, Implementation, Quick, Slot, SpaceSnapshot};
 use crate::arch_profile::ArchProfile;
-use crate::ops::{
-    Op, Region, Region2, KVM_ADDRESS_SPACE_NUM, KVM_MEM_LOG_DIRTY_PAGES, PAGE_SIZE, TASK_SIZE_MAX,
-};
+use crate::ops::{Op, Region, Region2, KVM_ADDRESS_SPACE_NUM, PAGE_SIZE, TASK_SIZE_MAX};
+use ranks::{index_in, keep_index, rank_sorted, sort_by_rank};
+use state::{array_index, check_raw, normalised_index};
 
 /// The 2020 ports' fixed array: `KVM_MEM_SLOTS_NUM` entries of v5.6's x86.
 const ARRAY_SLOTS: usize = memslot_reference::KVM_MEM_SLOTS_NUM;
@@ -247,41 +250,6 @@ fn slot(s: &RawSlot) -> Slot {
         flags: s.flags,
         userspace_addr: s.userspace_addr,
     }
-}
-
-/// The normalised index map of a raw state: pre's pointers at empty entries and post's -1 are
-/// both "absent". A post index past used_slots is kept, so that it shows as a difference.
-fn normalised_index(family: Family, state: &RawState) -> Vec<(u16, i64)> {
-    let used = state.used_slots.max(0) as usize;
-    let mut index = Vec::with_capacity(used);
-    for (id, &raw) in state.id_to_index.iter().enumerate() {
-        let present = match family {
-            Family::Pre => {
-                let i = raw as usize;
-                raw >= 0 && i < used && state.entries.get(i).is_some_and(|e| e.npages != 0)
-            }
-            Family::Post | Family::Post15 | Family::Modern => raw >= 0,
-        };
-        if present {
-            index.push((id as u16, i64::from(raw)));
-        }
-    }
-    index
-}
-
-/// `(id, id_to_index[id])` for the ids the first `used` entries hold, sorted by id.
-fn array_index(state: &RawState, used: usize) -> Vec<(u16, i64)> {
-    let mut index: Vec<(u16, i64)> = state.entries[..used]
-        .iter()
-        .map(|e| {
-            let raw = usize::try_from(e.id)
-                .ok()
-                .and_then(|id| state.id_to_index.get(id));
-            (e.id as u16, raw.map_or(-1, |&i| i64::from(i)))
-        })
-        .collect();
-    index.sort_unstable();
-    index
 }
 
 impl Implementation for PortImpl {
@@ -595,106 +563,6 @@ impl Implementation for PortImpl {
     }
 }
 
-/// The port-specific invariants of a raw `struct kvm_memslots`.
-fn check_raw(family: Family, s: &RawState, full: bool, arch: ArchProfile) -> Result<(), String> {
-    let slots_num = usize::from(arch.mem_slots_num());
-    let used = usize::try_from(s.used_slots)
-        .ok()
-        .filter(|&u| u <= slots_num)
-        .ok_or_else(|| format!("used_slots is {}", s.used_slots))?;
-    if s.id_to_index.len() != slots_num {
-        return Err(format!("id_to_index has {} entries", s.id_to_index.len()));
-    }
-    if family == Family::Modern && s.lru_slot == NOT_IN_ARRAY {
-        // No lookup may find it (a stale pointer, a freed slot): what the kernel clears in
-        // kvm_replace_memslot().
-        return Err("last_used_slot points at a slot the gfn tree does not hold".to_string());
-    }
-    if s.capacity < used {
-        return Err(format!(
-            "used_slots {used} but memslots[] has room for {} entries",
-            s.capacity
-        ));
-    }
-    for (i, e) in s.entries.iter().enumerate().take(used) {
-        let dirty = e.flags & KVM_MEM_LOG_DIRTY_PAGES != 0;
-        if e.has_dirty_bitmap != dirty {
-            return Err(format!(
-                "entry {i} (id {}): has_dirty_bitmap {} but flags {:#x}",
-                e.id, e.has_dirty_bitmap, e.flags
-            ));
-        }
-    }
-    if !full {
-        return Ok(());
-    }
-    match family {
-        Family::Pre => {
-            // id_to_index is a permutation of 0..512 (every id, used or not, has an entry).
-            let mut seen = [false; ARRAY_SLOTS];
-            for (id, &i) in s.id_to_index.iter().enumerate() {
-                match usize::try_from(i).ok().filter(|&i| i < slots_num) {
-                    Some(i) if !seen[i] => seen[i] = true,
-                    _ => return Err(format!("id_to_index is not a permutation (id {id} -> {i})")),
-                }
-            }
-            if s.entries.len() != slots_num {
-                return Err(format!("only {} of 512 entries copied", s.entries.len()));
-            }
-            for (i, e) in s.entries.iter().enumerate() {
-                if i >= used && e.npages != 0 {
-                    return Err(format!(
-                        "entry {i} (id {}) past used_slots {used} has npages {:#x}",
-                        e.id, e.npages
-                    ));
-                }
-                let back = usize::try_from(e.id)
-                    .ok()
-                    .and_then(|id| s.id_to_index.get(id));
-                if back != Some(&(i as i16)) {
-                    return Err(format!(
-                        "entry {i} holds id {}, whose index is {back:?}",
-                        e.id
-                    ));
-                }
-            }
-        }
-        Family::Post | Family::Post15 | Family::Modern => {
-            let mut present = 0;
-            for (id, &i) in s.id_to_index.iter().enumerate() {
-                if i == -1 {
-                    continue;
-                }
-                present += 1;
-                let entry = usize::try_from(i)
-                    .ok()
-                    .filter(|&i| i < used)
-                    .and_then(|i| s.entries.get(i));
-                match entry {
-                    Some(e) if usize::try_from(e.id).ok() == Some(id) => {}
-                    Some(e) => {
-                        return Err(format!(
-                            "id_to_index[{id}] = {i}, but that entry has id {}",
-                            e.id
-                        ))
-                    }
-                    None => {
-                        return Err(format!(
-                            "id_to_index[{id}] = {i}, outside used_slots {used}"
-                        ))
-                    }
-                }
-            }
-            if present != used {
-                return Err(format!(
-                    "{present} ids have an index but used_slots is {used}"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Whether an in-kernel request for a private id fails 09d952c971a5's host address check
 /// (`__kvm_set_memory_region()` since then: page aligned, untagged, `access_ok()`), which
 /// 2020's code applies to user ids only.
@@ -708,41 +576,4 @@ fn checks_private_hva(r: &Region, arch: ArchProfile) -> bool {
     names_a_slot
         && r.id() >= arch.user_mem_slots()
         && (!hva.is_multiple_of(PAGE_SIZE) || !access_ok)
-}
-
-/// `(rank, id)` of each of `ids` in `ranked` (a reused buffer), sorted: the rank `rank_of`
-/// gives it (asked once per id, in order), an id without one last.
-fn rank_sorted(
-    ranked: &mut Vec<(u32, i32)>,
-    ids: impl Iterator<Item = i32>,
-    mut rank_of: impl FnMut(i32) -> Option<u32>,
-) {
-    ranked.clear();
-    ranked.extend(ids.map(|id| (rank_of(id).unwrap_or(u32::MAX), id)));
-    ranked.sort_unstable();
-}
-
-/// `ids` in array order (see [`rank_sorted`]): how a walk or a range answer is compared.
-fn sort_by_rank(
-    ranked: &mut Vec<(u32, i32)>,
-    ids: &mut Vec<i32>,
-    rank_of: impl FnMut(i32) -> Option<u32>,
-) {
-    rank_sorted(ranked, ids.drain(..), rank_of);
-    ids.extend(ranked.iter().map(|&(_, id)| id));
-}
-
-/// The index `id_to_index` gives `id`, if it has one.
-fn index_in(id_to_index: &[i16], id: i32) -> Option<u32> {
-    usize::try_from(id)
-        .ok()
-        .and_then(|i| id_to_index.get(i))
-        .and_then(|&k| u32::try_from(k).ok())
-}
-
-/// Keeps a state copy's index for ranking range answers until the next request.
-fn keep_index(kept: &mut Vec<i16>, valid: &mut bool, id_to_index: &[i16]) {
-    kept.clear();
-    kept.extend_from_slice(id_to_index);
-    *valid = true;
 }
