@@ -73,7 +73,8 @@ impl Supervised {
         stop: &dyn Fn() -> bool,
         tick: &mut dyn FnMut(),
     ) -> std::io::Result<Ended> {
-        let mut last_tick = Instant::now();
+        let start = Instant::now();
+        let mut last_tick = start;
         loop {
             if let Some(status) = self.keeper.try_wait()? {
                 return Ok(Ended::Exited(exit_code(status)));
@@ -86,7 +87,7 @@ impl Supervised {
                 last_tick = Instant::now();
                 tick();
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(poll_interval(start.elapsed()));
         }
     }
 
@@ -101,6 +102,12 @@ impl Drop for Supervised {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// How long to sleep between looks at a child that has run for `elapsed`: about 2% of it,
+/// from 1 ms (a replay of one input takes a few) to 100 ms (a fuzzer runs for minutes).
+fn poll_interval(elapsed: Duration) -> Duration {
+    (elapsed / 50).clamp(Duration::from_millis(1), Duration::from_millis(100))
 }
 
 /// The exit status as a shell reports it: the code, or 128 + the signal.
@@ -125,6 +132,7 @@ pub fn keep(program: &PathBuf, args: &[OsString]) -> Result<i32, String> {
         .spawn()
         .map_err(|e| format!("supervise: {}: {e}", program.display()))?;
     let lifeline_closed = lifeline_watcher();
+    let start = Instant::now();
     loop {
         if lifeline_closed.try_recv().is_ok() {
             kill_group_but_me(group);
@@ -136,7 +144,7 @@ pub fn keep(program: &PathBuf, args: &[OsString]) -> Result<i32, String> {
                 kill_group_but_me(group);
                 return Ok(exit_code(status));
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => std::thread::sleep(poll_interval(start.elapsed())),
             Err(e) => return Err(format!("supervise: waiting for the program: {e}")),
         }
     }

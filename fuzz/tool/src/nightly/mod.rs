@@ -104,6 +104,10 @@ pub struct Job {
     progress_every: Duration,
     plant: Option<String>,
     today: String,
+    /// Whether crash inputs are first classified in this process: the shipped build only,
+    /// where a C port's out-of-bounds access is a divergence here as in the fuzz binary
+    /// (under AddressSanitizer the binary reports it as a sanitizer crash).
+    in_process_triage: bool,
     interrupted: Arc<AtomicBool>,
 }
 
@@ -183,6 +187,7 @@ impl Drop for Scratch {
     }
 }
 
+/// `memslot-diff nightly ...`: the exit status, or why the job could not start or run on.
 pub fn command(a: NightlyArgs, out: &mut dyn Write) -> Result<i32, String> {
     let root = corpus::root();
     let total = a.time.as_secs();
@@ -256,7 +261,7 @@ pub fn command(a: NightlyArgs, out: &mut dyn Write) -> Result<i32, String> {
     }
     let run = cache.scratch()?;
     let _scratch = Scratch(run.clone());
-    for dir in ["bin", "tmp", "logs", "seeds", "work", "artifacts"] {
+    for dir in ["bin", "tmp", "logs", "work", "artifacts"] {
         std::fs::create_dir_all(run.join(dir)).map_err(|e| format!("{}: {e}", run.display()))?;
     }
     let tool = PathBuf::from("/proc/self/exe");
@@ -278,6 +283,7 @@ pub fn command(a: NightlyArgs, out: &mut dyn Write) -> Result<i32, String> {
         progress_every: a.progress,
         plant: a.plant.clone(),
         today: started[..10].to_string(),
+        in_process_triage: build == FuzzBuild::Shipped,
         interrupted,
     };
     let known_elsewhere = triage::known_elsewhere(

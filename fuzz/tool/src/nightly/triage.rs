@@ -50,7 +50,20 @@ pub fn triage(
     job.say(&format!("{t}: triaging {} crash input(s)", crashes.len()));
     let mut found = Vec::new();
     for (size, path) in crashes {
-        match reproduce(job, bin, &path)? {
+        // A divergence is found in this process as the shipped fuzz binary finds it, a
+        // hundred times faster than starting the binary; anything else (a sanitizer report,
+        // a panic, a timeout) only the binary can say. The binary confirms each new
+        // signature before it is stored.
+        let in_process = if job.in_process_triage {
+            divergence_signature(target, &path)
+        } else {
+            None
+        };
+        let sig = match in_process {
+            Some(sig) => Some(sig),
+            None => reproduce(job, bin, &path)?,
+        };
+        match sig {
             Some(sig) => found.push((size, path, sig)),
             None => {
                 result.flaky += 1;
@@ -138,6 +151,9 @@ fn regression_case(
     input: &Path,
 ) -> Result<Result<Case, String>, String> {
     let t = target.name();
+    if reproduce(job, bin, input)?.as_deref() != Some(sig) {
+        return Ok(Err("the fuzz binary does not reproduce it".into()));
+    }
     let size = std::fs::metadata(input).map_or(0, |m| m.len());
     job.say(&format!(
         "{t}: new signature {sig}: minimizing {} ({size} bytes)",
@@ -229,6 +245,13 @@ fn regression_case(
         minimized,
         disagree,
     }))
+}
+
+/// The signature of the divergence the fuzz input `path` of `target` shows in this process,
+/// if it shows one.
+fn divergence_signature(target: Target, path: &Path) -> Option<String> {
+    let loaded = corpus::load(path, Some(target), Some(Format::Bytes)).ok()?;
+    diverge(&loaded.ops, loaded.arch).map(|d| signature(&d))
 }
 
 /// Whether a signature is a divergence's (not a sanitizer's, a panic's or another crash's).
