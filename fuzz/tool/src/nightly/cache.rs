@@ -179,18 +179,12 @@ fn remove_dir(dir: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::scratch;
     use super::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("memslot-diff-cache-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
 
     #[test]
     fn one_job_per_cache() {
-        let dir = scratch("lock");
+        let dir = scratch("cache-lock").join("cache");
         let first = Cache::open(&dir).unwrap();
         let err = Cache::open(&dir).err().unwrap();
         assert!(err.contains("another nightly job"), "{err}");
@@ -200,7 +194,7 @@ mod tests {
 
     #[test]
     fn generations_switch_by_rename_and_leftovers_go() {
-        let dir = scratch("generations");
+        let dir = scratch("cache-generations").join("cache");
         let cache = Cache::open(&dir).unwrap();
         // A working corpus as a plain directory becomes a generation.
         std::fs::create_dir_all(cache.corpus_link("lookups")).unwrap();

@@ -128,19 +128,12 @@ pub fn store(regressions: &Path, regression: &Regression) -> Result<Stored, Stri
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::scratch;
     use super::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("memslot-diff-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     #[test]
     fn known_signatures_are_file_names_and_notes() {
-        let dir = scratch("known");
+        let dir = scratch("store-known");
         std::fs::write(
             dir.join("array.move.core.scenario"),
             "set id=1 gpa=0 size=4K hva=0x1000 flags=0\n",
@@ -187,7 +180,9 @@ mod tests {
 
     #[test]
     fn a_stored_regression_is_never_replaced() {
-        let dir = scratch("store").join("differential").join("regressions");
+        let dir = scratch("store-once")
+            .join("differential")
+            .join("regressions");
         let regression = Regression {
             target: "differential",
             signature: "array.create.core",
