@@ -28,6 +28,7 @@ case " $* " in
     exit 0 ;;
 *" -fork="*)
     echo $$ >>"$FAKE_PIDS"
+    echo "arch=$MEMSLOT_DIFF_ARCH" >>"$FAKE_PIDS.env"
     if [ "$FAKE_MODE" = hang ]; then
         # Workers as libFuzzer starts them: through system(), i.e. a shell.
         sh -c 'sleep 600 & echo $! >>"$0"; sleep 600 & echo $! >>"$0"; wait' "$FAKE_PIDS" &
@@ -343,4 +344,27 @@ fn bad_usage_exits_2_naming_the_problem() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn an_arch_profile_reaches_the_fuzzers_and_has_a_corpus_of_its_own() {
+    let scratch = Scratch::new("arch");
+    let mut command = scratch.nightly("2s", &[]);
+    command.args(["--arch", "x86-32k"]);
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let seen = std::fs::read_to_string(scratch.path("pids.env")).unwrap();
+    assert_eq!(seen.trim(), "arch=x86-32k");
+    let link = scratch.path("cache/corpus/differential.x86-32k");
+    assert!(
+        std::fs::symlink_metadata(&link).is_ok_and(|m| m.is_symlink()),
+        "{stderr}"
+    );
+    assert!(!scratch.path("cache/corpus/differential").exists());
+    let summary = std::fs::read_to_string(scratch.path("out/summary.md")).unwrap();
+    assert!(
+        summary.contains("sanitizer none, arch x86-32k."),
+        "{summary}"
+    );
 }

@@ -129,7 +129,8 @@ pub fn merge(
     work: &Path,
     result: &mut TargetResult,
 ) -> Result<(), String> {
-    let generation = cache.new_generation(target, &job.stamp())?;
+    let name = job.corpus_name(target);
+    let generation = cache.new_generation(&name, &job.stamp())?;
     let log = job.logs().join(format!("merge-{target}.log"));
     let args: Vec<OsString> = vec![
         "-merge=1".into(),
@@ -153,8 +154,8 @@ pub fn merge(
             ));
         }
         Ended::Exited(0) => {
-            cache.switch_to(target, &generation)?;
-            result.corpus_after = cache.working_corpus(target)?.len();
+            cache.switch_to(&name, &generation)?;
+            result.corpus_after = cache.working_corpus(&name)?.len();
         }
         _ => {
             let _ = std::fs::remove_dir_all(&generation);

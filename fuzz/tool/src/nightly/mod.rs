@@ -32,6 +32,7 @@ use clap::Args;
 
 use memslot_harness::corpus;
 use memslot_harness::targets::Target;
+use memslot_harness::ArchProfile;
 
 use crate::duration::parse_duration;
 use crate::fuzz_build::{self, FuzzBuild};
@@ -85,6 +86,10 @@ pub struct NightlyArgs {
     /// Take the fuzz binaries from DIR instead of building them
     #[arg(long, value_name = "DIR")]
     fuzz_bin_dir: Option<PathBuf>,
+    /// Fuzz at this arch profile: x86-512 (the default) or x86-32k (today's 32,764 user
+    /// slots: core, modern-32k, tree, oracle), with a working corpus of its own
+    #[arg(long, value_name = "A")]
+    arch: Option<String>,
 }
 
 /// One run of the job: what every step needs.
@@ -104,6 +109,8 @@ pub struct Job {
     progress_every: Duration,
     plant: Option<String>,
     today: String,
+    /// The arch profile every fuzzer and replay runs at (`MEMSLOT_DIFF_ARCH`).
+    arch: ArchProfile,
     /// Whether crash inputs are first classified in this process: the shipped build only,
     /// where a C port's out-of-bounds access is a divergence here as in the fuzz binary
     /// (under AddressSanitizer the binary reports it as a sanitizer crash).
@@ -125,6 +132,15 @@ impl Job {
     /// A time stamp for names: `20261207T031811`.
     fn stamp(&self) -> String {
         now_utc().replace(['-', ':', 'Z'], "")
+    }
+
+    /// The name of `target`'s working corpus in the cache: one per arch profile.
+    fn corpus_name(&self, target: &str) -> String {
+        if self.arch == ArchProfile::default() {
+            target.to_string()
+        } else {
+            format!("{target}.{}", self.arch.name())
+        }
     }
 
     fn found_by(&self) -> String {
@@ -214,6 +230,10 @@ pub fn command(a: NightlyArgs, out: &mut dyn Write) -> Result<i32, String> {
     if let Some(plant) = &a.plant {
         check_plant(plant)?;
     }
+    let arch = match &a.arch {
+        None => ArchProfile::from_env().map_err(|e| format!("nightly: {e}"))?,
+        Some(name) => ArchProfile::parse(name).map_err(|e| format!("nightly: --arch: {e}"))?,
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if a.workers as usize > cores {
         eprintln!("==> warning: --workers {} on {cores} cores", a.workers);
@@ -283,6 +303,7 @@ pub fn command(a: NightlyArgs, out: &mut dyn Write) -> Result<i32, String> {
         progress_every: a.progress,
         plant: a.plant.clone(),
         today: started[..10].to_string(),
+        arch,
         in_process_triage: build == FuzzBuild::Shipped,
         interrupted,
     };
@@ -294,10 +315,11 @@ pub fn command(a: NightlyArgs, out: &mut dyn Write) -> Result<i32, String> {
             .join("tests")
             .join("known"),
     );
+    // Before the harness first reads them: the triage's replays run as the fuzzers do.
     if let Some(plant) = &a.plant {
-        // Before the harness first reads it: the triage's replays run the planted core too.
         std::env::set_var("MEMSLOT_DIFF_PLANT", plant);
     }
+    std::env::set_var("MEMSLOT_DIFF_ARCH", arch.name());
 
     let mut results: Vec<TargetResult> = targets
         .iter()
@@ -312,7 +334,7 @@ pub fn command(a: NightlyArgs, out: &mut dyn Write) -> Result<i32, String> {
     }
     job.share = (total / built.len().max(1) as u64).max(1);
     for (target, result) in targets.iter().zip(results.iter_mut()) {
-        result.corpus_before = cache.working_corpus(target.name())?.len();
+        result.corpus_before = cache.working_corpus(&job.corpus_name(target.name()))?.len();
         result.corpus_after = result.corpus_before;
     }
     for (target, bin) in &built {
@@ -323,7 +345,7 @@ pub fn command(a: NightlyArgs, out: &mut dyn Write) -> Result<i32, String> {
             .expect("every target has a result");
         let work = run.join("work").join(t);
         let artifacts = run.join("artifacts").join(t);
-        prepare_inputs(&cache, &corpus_root, t, &work)?;
+        prepare_inputs(&cache, &job.corpus_name(t), &corpus_root, t, &work)?;
         std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
         fuzzing::fuzz(&job, t, bin, &work, &artifacts, result)?;
         fuzzing::merge(&job, &cache, t, bin, &work, result)?;
@@ -342,6 +364,7 @@ pub fn command(a: NightlyArgs, out: &mut dyn Write) -> Result<i32, String> {
         budget_seconds: total,
         workers: a.workers,
         sanitizer: build.sanitizer(),
+        arch: arch.name(),
         plant: a.plant.clone(),
         corpus_root: corpus_root.display().to_string(),
         cache: cache.dir.display().to_string(),
@@ -488,12 +511,13 @@ fn build_target(
 /// regressions as fuzz inputs.
 fn prepare_inputs(
     cache: &Cache,
+    corpus_name: &str,
     corpus_root: &Path,
     target: &str,
     work: &Path,
 ) -> Result<(), String> {
     std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
-    for file in cache.working_corpus(target)? {
+    for file in cache.working_corpus(corpus_name)? {
         let dest = work.join(file.file_name().unwrap_or_default());
         std::fs::copy(&file, &dest).map_err(|e| format!("{}: {e}", file.display()))?;
     }

@@ -51,6 +51,7 @@ pub struct Summary {
     pub budget_seconds: u64,
     pub workers: u32,
     pub sanitizer: &'static str,
+    pub arch: &'static str,
     pub plant: Option<String>,
     pub corpus_root: String,
     pub cache: String,
@@ -99,8 +100,13 @@ impl Summary {
             .as_ref()
             .map(|p| format!("; planted fault: {p}"))
             .unwrap_or_default();
+        let arch = if self.arch == memslot_harness::ArchProfile::default().name() {
+            String::new()
+        } else {
+            format!(", arch {}", self.arch)
+        };
         let mut md = format!(
-            "# memslot-diff nightly: {}\n\n{verdict}\n\nStarted {}, finished {}; budget {}s over {} target(s), {} worker(s), sanitizer {}{plant}.\n\n",
+            "# memslot-diff nightly: {}\n\n{verdict}\n\nStarted {}, finished {}; budget {}s over {} target(s), {} worker(s), sanitizer {}{arch}{plant}.\n\n",
             self.date, self.started, self.finished, self.budget_seconds, self.fuzzed, self.workers, self.sanitizer
         );
         md.push_str("| target | status | seconds | executions | exec/s | edges | features | corpus before | corpus after | crashes | new signatures | known signatures | flaky |\n");
@@ -146,8 +152,9 @@ impl Summary {
             }
         }
         md.push_str(&format!(
-            "\nEdges and features are libFuzzer's `cov` and `ft` at the end of the run; corpus sizes count the working corpus in `{}/corpus/<target>`.\n",
-            self.cache
+            "\nEdges and features are libFuzzer's `cov` and `ft` at the end of the run; corpus sizes count the working corpus in `{}/corpus/<target>{}`.\n",
+            self.cache,
+            arch.strip_prefix(", arch ").map(|a| format!(".{a}")).unwrap_or_default()
         ));
         md
     }
@@ -173,6 +180,7 @@ mod tests {
             budget_seconds: 60,
             workers: 2,
             sanitizer: "none",
+            arch: "x86-512",
             plant: Some("MoveForwardOffByOne".into()),
             corpus_root: "/tmp/c".into(),
             cache: "/tmp/cache".into(),
@@ -211,6 +219,10 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| lookups | ok | 0 | 11617 | 0 | 0 | 0 | 0 | 0 | 0 | array.create.core array.move.core | - | 0 |"), "{md}");
+        s.arch = "x86-32k";
+        assert!(s
+            .markdown()
+            .contains("sanitizer none, arch x86-32k; planted fault"));
         assert!(md.contains("- new: `corpus/lookups/regressions/array.move.core.scenario`: replay with `MEMSLOT_DIFF_PLANT=MoveForwardOffByOne cargo run --release -p memslot-diff --features plant -- replay /tmp/c/lookups/regressions/array.move.core.scenario`\n"), "{md}");
     }
 
