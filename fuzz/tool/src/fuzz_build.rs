@@ -122,16 +122,28 @@ pub fn cargo_fuzz_installed() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The host's target triple, as `rustc -vV` says (cargo-fuzz builds for it).
+/// The host's target triple, as `rustc -vV` says (cargo-fuzz builds for it); asked once.
 pub fn host_triple() -> String {
-    Command::new("rustc")
-        .arg("-vV")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-        })
-        .unwrap_or_else(|| "x86_64-unknown-linux-gnu".to_string())
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+            })
+            .unwrap_or_else(|| "x86_64-unknown-linux-gnu".to_string())
+    })
+    .clone()
+}
+
+/// The first file `name` in a directory of `PATH`.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }

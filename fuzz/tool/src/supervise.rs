@@ -34,24 +34,26 @@ pub enum Ended {
 }
 
 impl Supervised {
-    /// Start `program` with `args` in `dir` under a keeper (`keeper_exe supervise -- ...`),
-    /// its standard output and error to `log`; `env` is added to the tool's environment.
-    pub fn spawn(
-        keeper_exe: &Path,
-        program: &Path,
-        args: &[OsString],
-        env: &[(String, String)],
-        dir: &Path,
-        log: &File,
-    ) -> std::io::Result<Supervised> {
+    /// Start `command` (its program, arguments, environment and directory) under a keeper
+    /// (`keeper_exe supervise -- ...`), its standard output and error to `log`.
+    pub fn spawn(keeper_exe: &Path, command: &Command, log: &File) -> std::io::Result<Supervised> {
         let (reader, writer) = std::io::pipe()?;
-        let keeper = Command::new(keeper_exe)
+        let mut keeper = Command::new(keeper_exe);
+        keeper
             .arg("supervise")
             .arg("--")
-            .arg(program)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir)
+            .arg(command.get_program())
+            .args(command.get_args());
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => keeper.env(key, value),
+                None => keeper.env_remove(key),
+            };
+        }
+        if let Some(dir) = command.get_current_dir() {
+            keeper.current_dir(dir);
+        }
+        let keeper = keeper
             .stdin(reader)
             .stdout(log.try_clone()?)
             .stderr(log.try_clone()?)

@@ -63,10 +63,10 @@ pub(crate) fn cargo_build(
     incremental: bool,
     log: &Path,
 ) -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    let binary = match engine {
+    let (mut command, binary) = match engine {
         Engine::Stress => {
+            let mut command =
+                Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
             command.args([
                 "build",
                 "--release",
@@ -75,18 +75,19 @@ pub(crate) fn cargo_build(
                 "--bin",
                 "memslot-diff",
             ]);
-            target.join("release").join("memslot-diff")
+            (command, target.join("release").join("memslot-diff"))
         }
         Engine::Libfuzzer => {
-            command = crate::fuzz_build::cargo_fuzz();
+            let mut command = crate::fuzz_build::cargo_fuzz();
             command
                 .args(["build", "--sanitizer", "none", "--release", "--target-dir"])
                 .arg(target)
                 .arg("differential");
-            target
+            let binary = target
                 .join(crate::fuzz_build::host_triple())
                 .join("release")
-                .join("differential")
+                .join("differential");
+            (command, binary)
         }
     };
     if let Some(cc) = schemata_compiler() {
@@ -159,12 +160,9 @@ fn schemata_compiler() -> Option<PathBuf> {
     if user_cc().is_some() {
         return None;
     }
-    let path = std::env::var_os("PATH")?;
-    ["clang-19", "clang"].iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    })
+    ["clang-19", "clang"]
+        .iter()
+        .find_map(|name| crate::fuzz_build::on_path(name))
 }
 
 /// `CC` when set to something (an empty `CC` counts as unset).

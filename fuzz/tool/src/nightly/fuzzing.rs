@@ -56,8 +56,11 @@ pub fn fuzz(
     progress.set_prefix(&format!("[{target}]"));
     let mut last_line = Instant::now();
     let mut report = |final_line: bool| {
-        let text = std::fs::read(&log).unwrap_or_default();
-        let Some(stats) = FuzzerStats::last_in(&String::from_utf8_lossy(&text)) else {
+        let due = progress.is_bar() || final_line || last_line.elapsed() >= job.progress_every;
+        if !due {
+            return;
+        }
+        let Some(stats) = FuzzerStats::last_in(&log_tail(&log)) else {
             return;
         };
         let elapsed = start.elapsed().as_secs();
@@ -71,7 +74,7 @@ pub fn fuzz(
             stats.failures
         );
         progress.update(elapsed.min(job.share), &figures);
-        if !progress.is_bar() && (final_line || last_line.elapsed() >= job.progress_every) {
+        if !progress.is_bar() {
             last_line = Instant::now();
             progress.line(&format!(
                 "  [{target}] {elapsed:>4}s/{}s  {figures}",
@@ -171,6 +174,20 @@ pub fn merge(
         }
     }
     Ok(())
+}
+
+/// The end of a fuzzer's log, where its last status line is (the whole log of an hour's
+/// fork mode runs to megabytes, and progress looks every second).
+fn log_tail(log: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let mut tail = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(log) {
+        let len = file.metadata().map_or(0, |m| m.len());
+        let _ = file.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
+        let _ = file.take(TAIL).read_to_end(&mut tail);
+    }
+    String::from_utf8_lossy(&tail).into_owned()
 }
 
 /// The last `n` lines of `text`.

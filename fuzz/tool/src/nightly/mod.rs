@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -152,8 +153,9 @@ impl Job {
         }
     }
 
-    /// Run `program` under a keeper in the scratch directory, its output to `log`, for at most
-    /// `timeout`; `tick` is called about once a second. Errs when the job is interrupted.
+    /// Run `program` with `args` under a keeper in the scratch directory, its output to
+    /// `log`, for at most `timeout`; `tick` is called about once a second. Errs when the job
+    /// is interrupted.
     fn run_supervised(
         &self,
         program: &Path,
@@ -163,29 +165,27 @@ impl Job {
         tick: &mut dyn FnMut(),
     ) -> Result<Ended, String> {
         let tmp = self.run.join("tmp");
-        let env = [("TMPDIR".to_string(), tmp.display().to_string())];
-        self.run_in(&tmp, program, args, &env, log, timeout, tick)
+        let mut command = Command::new(program);
+        command.args(args).current_dir(&tmp).env("TMPDIR", &tmp);
+        self.supervise(&command, log, timeout, tick)
     }
 
-    /// [`Job::run_supervised`] in `dir`, with `env` added to the environment.
-    #[allow(clippy::too_many_arguments)]
-    fn run_in(
+    /// [`Job::run_supervised`] of a whole `command`.
+    fn supervise(
         &self,
-        dir: &Path,
-        program: &Path,
-        args: &[OsString],
-        env: &[(String, String)],
+        command: &Command,
         log: &Path,
         timeout: Duration,
         tick: &mut dyn FnMut(),
     ) -> Result<Ended, String> {
+        let program = Path::new(command.get_program()).display().to_string();
         let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut child = Supervised::spawn(&self.tool, program, args, env, dir, &file)
-            .map_err(|e| format!("{}: {e}", program.display()))?;
+        let mut child =
+            Supervised::spawn(&self.tool, command, &file).map_err(|e| format!("{program}: {e}"))?;
         let interrupted = || self.interrupted.load(Ordering::Relaxed);
         let ended = child
             .wait(Instant::now() + timeout, &interrupted, tick)
-            .map_err(|e| format!("{}: {e}", program.display()))?;
+            .map_err(|e| format!("{program}: {e}"))?;
         if interrupted() {
             return Err(INTERRUPTED.to_string());
         }
@@ -427,17 +427,13 @@ fn check_fuzz_tools() -> Result<(), String> {
         );
     }
     let cc = std::env::var("CC").unwrap_or_default();
-    let on_path = |name: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-    };
     let clang = cc.contains("clang")
         || [
             "clang", "clang-22", "clang-21", "clang-20", "clang-19", "clang-18", "clang-17",
             "clang-16", "clang-15", "clang-14",
         ]
         .iter()
-        .any(|c| on_path(c));
+        .any(|c| fuzz_build::on_path(c).is_some());
     if !clang {
         return Err("nightly: no clang: the C ports would be fuzzed without coverage feedback; install clang-19 (apt-get install clang-19; ci/nightly does) or set CC to a clang".into());
     }
@@ -463,25 +459,7 @@ fn build_target(
             let log = job.logs().join(format!("build-{target}.log"));
             let features: &[&str] = if job.plant.is_some() { &["plant"] } else { &[] };
             let command = build.command(&job.root, &[target], features);
-            let args: Vec<OsString> = command.get_args().map(OsString::from).collect();
-            let env: Vec<(String, String)> = command
-                .get_envs()
-                .filter_map(|(k, v)| {
-                    Some((
-                        k.to_string_lossy().into_owned(),
-                        v?.to_string_lossy().into_owned(),
-                    ))
-                })
-                .collect();
-            let ended = job.run_in(
-                &job.root,
-                Path::new(command.get_program()),
-                &args,
-                &env,
-                &log,
-                Duration::from_secs(3600),
-                &mut || {},
-            )?;
+            let ended = job.supervise(&command, &log, Duration::from_secs(3600), &mut || {})?;
             let text =
                 String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
             if text.contains("WITHOUT coverage or sanitizer") {

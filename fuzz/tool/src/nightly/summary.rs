@@ -100,11 +100,12 @@ impl Summary {
             .as_ref()
             .map(|p| format!("; planted fault: {p}"))
             .unwrap_or_default();
-        let arch = if self.arch == memslot_harness::ArchProfile::default().name() {
-            String::new()
-        } else {
-            format!(", arch {}", self.arch)
-        };
+        // The default profile goes unsaid; another one names its working corpus too.
+        let other_arch =
+            (self.arch != memslot_harness::ArchProfile::default().name()).then_some(self.arch);
+        let arch = other_arch
+            .map(|a| format!(", arch {a}"))
+            .unwrap_or_default();
         let mut md = format!(
             "# memslot-diff nightly: {}\n\n{verdict}\n\nStarted {}, finished {}; budget {}s over {} target(s), {} worker(s), sanitizer {}{arch}{plant}.\n\n",
             self.date, self.started, self.finished, self.budget_seconds, self.fuzzed, self.workers, self.sanitizer
@@ -154,7 +155,7 @@ impl Summary {
         md.push_str(&format!(
             "\nEdges and features are libFuzzer's `cov` and `ft` at the end of the run; corpus sizes count the working corpus in `{}/corpus/<target>{}`.\n",
             self.cache,
-            arch.strip_prefix(", arch ").map(|a| format!(".{a}")).unwrap_or_default()
+            other_arch.map(|a| format!(".{a}")).unwrap_or_default()
         ));
         md
     }
